@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each bootstraps .venv when needed.
+PYTHON ?= python3
+VENV ?= .venv
+AIRFLOW_VERSION ?= 3.3.2
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
+
+.PHONY: venv demo test lint unit e2e bench test-floor clean
+
+venv: $(STAMP)
+
+# uv resolves and installs Airflow in seconds; pip is the fallback where uv cannot be had.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q uv || true
+	if [ -x $(VENV)/bin/uv ]; then \
+	  $(VENV)/bin/uv pip install --python $(PY) -q -e ".[dev,emulator]" "apache-airflow==$(AIRFLOW_VERSION)"; \
+	else \
+	  $(PY) -m pip install -q -e ".[dev,emulator]" "apache-airflow==$(AIRFLOW_VERSION)"; \
+	fi
+	rm -f $(VENV)/.installed-airflow-*
+	touch $@
+
+demo: venv
+	$(PY) scripts/demo.py
+
+lint: venv
+	$(VENV)/bin/ruff check airflow_wavespeed tests example_dags bench scripts
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest -q -m "not e2e"
+
+e2e: venv
+	$(PY) -m pytest -q -m e2e
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) bench/run_all.py
+
+# The same suite on the oldest Airflow the package declares, in its own virtualenv.
+test-floor:
+	$(MAKE) test VENV=.venv-floor AIRFLOW_VERSION=3.1.8
+
+clean:
+	rm -rf $(VENV) .venv-floor demo-output .pytest_cache .mypy_cache .ruff_cache

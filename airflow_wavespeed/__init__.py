@@ -1,0 +1,45 @@
+"""Apache Airflow provider for WaveSpeed AI (OpenAI GPT Image 2 Edit and any other WaveSpeed model).
+
+This module stays import-light: Airflow reads :func:`get_provider_info` on every process start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: The ``wavespeed`` connection form: only the API key and an optional base URL matter.
+CONNECTION_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port", "login", "extra"],
+    "relabeling": {"password": "API Key", "host": "Base URL"},
+    "placeholders": {"host": "https://api.wavespeed.ai", "password": "your WaveSpeed API key"},
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    return {
+        "package-name": "airflow-provider-wavespeed",
+        "name": "WaveSpeed AI",
+        "description": "Run WaveSpeed AI models, such as OpenAI GPT Image 2 Edit, from Airflow DAGs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "WaveSpeed AI",
+                "external-doc-url": "https://wavespeed.ai/docs",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "WaveSpeed AI", "python-modules": ["airflow_wavespeed.hooks.wavespeed"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "wavespeed",
+                "hook-class-name": "airflow_wavespeed.hooks.wavespeed.WaveSpeedHook",
+                "hook-name": "WaveSpeed AI",
+                "ui-field-behaviour": CONNECTION_UI_FIELD_BEHAVIOUR,
+            }
+        ],
+    }

@@ -1,0 +1,604 @@
+"""WaveSpeedHook: authentication and every HTTP call to the WaveSpeed v3 API.
+
+One class serves the worker (requests, one pooled session) and the triggerer (aiohttp, one session
+shared by every trigger on the event loop). Both go through the same retry rule,
+:meth:`WaveSpeedHook._retry_rule`, so a fault is handled the same way wherever it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import io
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import aiohttp
+import requests
+import tenacity
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+
+from airflow_wavespeed import __version__
+from airflow_wavespeed.exceptions import (
+    WaveSpeedConnectionConfigError,
+    WaveSpeedError,
+    WaveSpeedInputError,
+    WaveSpeedMalformedResponseError,
+    WaveSpeedRateLimitError,
+    WaveSpeedServerError,
+    WaveSpeedSubmitUncertainError,
+    WaveSpeedTimeoutError,
+    WaveSpeedTransportError,
+)
+from airflow_wavespeed.prediction import Prediction, PredictionStatus, parse_envelope
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+__all__ = ["Prediction", "PredictionStatus", "WaveSpeedHook"]
+
+DEFAULT_BASE_URL = "https://api.wavespeed.ai"
+USER_AGENT = f"airflow-provider-wavespeed/{__version__}"
+#: Statuses a retry may cure: rate limiting and the 5xx answers of a busy or restarting service.
+RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: What the upload endpoint accepts, by file extension.
+UPLOADABLE_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+_PREDICTION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_MODEL = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    """What a request needs from the connection. The key stays out of the repr."""
+
+    api_key: str = field(repr=False)
+    base_url: str
+
+
+class WaveSpeedHook(BaseHook):
+    """
+    Talk to the WaveSpeed v3 API with the key of an Airflow connection of type ``wavespeed``.
+
+    The API key is the connection's password; the host, when set, is a full base URL (the default is
+    ``https://api.wavespeed.ai``; the bundled emulator is e.g. ``http://127.0.0.1:8765``).
+
+    :param wavespeed_conn_id: the Airflow connection to use.
+    :param connect_timeout: seconds to open a connection.
+    :param read_timeout: seconds to wait for an answer (submit, poll, balance).
+    :param sync_read_timeout: seconds a sync-mode submit may wait for the model to finish.
+    :param upload_read_timeout: seconds to wait for the answer to a media upload.
+    :param max_attempts: tries per request for the faults a retry may cure.
+    :param retry_min_wait: first backoff in seconds (doubling, with jitter) when no Retry-After is given.
+    :param retry_max_wait: longest single backoff, also the cap on a server's Retry-After.
+    :param retry_max_seconds: the whole retry sequence of one request never runs longer than this.
+    """
+
+    conn_name_attr = "wavespeed_conn_id"
+    default_conn_name = "wavespeed_default"
+    conn_type = "wavespeed"
+    hook_name = "WaveSpeed AI"
+
+    def __init__(
+        self,
+        wavespeed_conn_id: str = default_conn_name,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        sync_read_timeout: float = 300.0,
+        upload_read_timeout: float = 300.0,
+        max_attempts: int = 5,
+        retry_min_wait: float = 1.0,
+        retry_max_wait: float = 30.0,
+        retry_max_seconds: float = 120.0,
+    ) -> None:
+        super().__init__()
+        self.wavespeed_conn_id = wavespeed_conn_id
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.sync_read_timeout = sync_read_timeout
+        self.upload_read_timeout = upload_read_timeout
+        self.max_attempts = max_attempts
+        self.retry_min_wait = retry_min_wait
+        self.retry_max_wait = retry_max_wait
+        self.retry_max_seconds = retry_max_seconds
+        self._async_credentials: _Credentials | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(wavespeed_conn_id={self.wavespeed_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form for Airflow 3.1/3.2; 3.3 reads the same from ``get_provider_info``."""
+        from airflow_wavespeed import CONNECTION_UI_FIELD_BEHAVIOUR
+
+        return CONNECTION_UI_FIELD_BEHAVIOUR
+
+    # ---------------------------------------------------------------- connection
+
+    def _credentials_from(self, conn: Connection) -> _Credentials:
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise WaveSpeedConnectionConfigError(
+                f"Airflow connection {self.wavespeed_conn_id!r} has no WaveSpeed API key: "
+                "put the key in the connection's password field."
+            )
+        mask_secret(api_key)
+        return _Credentials(api_key, self._base_url_from(conn))
+
+    def _base_url_from(self, conn: Connection) -> str:
+        host = (conn.host or "").strip().rstrip("/")
+        if not host:
+            return DEFAULT_BASE_URL
+        if not re.match(r"^https?://[^/\s]+", host):
+            raise WaveSpeedConnectionConfigError(
+                f"Airflow connection {self.wavespeed_conn_id!r} has host {host!r}; the host must be a full "
+                f"base URL starting with http:// or https://, such as {DEFAULT_BASE_URL}."
+            )
+        if conn.port and not re.match(r"^https?://[^/]+:\d+", host):
+            host = f"{host}:{conn.port}"
+        return host
+
+    @cached_property
+    def _credentials(self) -> _Credentials:
+        return self._credentials_from(self.get_connection(self.wavespeed_conn_id))
+
+    async def _acredentials(self) -> _Credentials:
+        """The connection, looked up without blocking the event loop, once per hook."""
+        if self._async_credentials is None:
+            conn = await self.aget_connection(self.wavespeed_conn_id)
+            self._async_credentials = self._credentials_from(conn)
+        return self._async_credentials
+
+    @property
+    def base_url(self) -> str:
+        return self._credentials.base_url
+
+    def _headers(self, credentials: _Credentials) -> dict[str, str]:
+        return {"Authorization": f"Bearer {credentials.api_key}", "User-Agent": USER_AGENT}
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One keep-alive session per hook: polls reuse the connection instead of a new TLS handshake."""
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def get_conn(self) -> requests.Session:
+        return self.session
+
+    # ---------------------------------------------------------------- the retry rule
+
+    @staticmethod
+    def is_retryable(error: BaseException, *, creates_billable_work: bool = False) -> bool:
+        """Whether one more try of the same request may cure ``error``.
+
+        A request that creates billable work (a submit) is retried only when it provably created
+        nothing: a 429, or a connection that never opened. Everything else may retry 429, 500, 502,
+        503, 504, malformed bodies, dropped connections and read timeouts.
+        """
+        if isinstance(error, WaveSpeedRateLimitError):
+            return True
+        if isinstance(error, WaveSpeedTransportError):
+            return not (creates_billable_work and error.request_sent)
+        if creates_billable_work:
+            return False
+        if isinstance(error, WaveSpeedServerError):
+            return error.http_status in RETRYABLE_HTTP_STATUSES
+        return isinstance(error, WaveSpeedMalformedResponseError)
+
+    def _retry_rule(self, *, creates_billable_work: bool = False, attempts: int | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: one rule, two loops."""
+        backoff = tenacity.wait_exponential_jitter(initial=self.retry_min_wait, max=self.retry_max_wait)
+
+        def wait(retry_state: tenacity.RetryCallState) -> float:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            if isinstance(error, WaveSpeedRateLimitError) and error.retry_after is not None:
+                return min(error.retry_after, self.retry_max_wait)
+            return float(backoff(retry_state))
+
+        def log_retry(retry_state: tenacity.RetryCallState) -> None:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+            self.log.warning(
+                "WaveSpeed request failed (%s); try %d of %d in %.1f s",
+                error,
+                retry_state.attempt_number + 1,
+                attempts or self.max_attempts,
+                sleep,
+            )
+
+        return {
+            "retry": tenacity.retry_if_exception(
+                lambda e: self.is_retryable(e, creates_billable_work=creates_billable_work)
+            ),
+            "stop": tenacity.stop_after_attempt(attempts or self.max_attempts)
+            | tenacity.stop_before_delay(self.retry_max_seconds),
+            "wait": wait,
+            "before_sleep": log_retry,
+            "reraise": True,
+        }
+
+    # ---------------------------------------------------------------- sync transport
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        context: str,
+        creates_billable_work: bool = False,
+        read_timeout: float | None = None,
+        attempts: int | None = None,
+        json: Any = None,
+        make_body: Callable[[], dict[str, Any]] | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """Send one request with the shared retry rule; return the envelope's ``(data, message)``.
+
+        :param make_body: returns fresh ``requests`` keyword arguments (``data``, ``headers``) for
+            each try, for bodies that a send consumes (streamed uploads).
+        """
+        credentials = self._credentials
+        url = f"{credentials.base_url}{path}"
+        timeout = (self.connect_timeout, read_timeout or self.read_timeout)
+        for attempt in tenacity.Retrying(
+            **self._retry_rule(creates_billable_work=creates_billable_work, attempts=attempts)
+        ):
+            with attempt:
+                body = make_body() if make_body is not None else {"json": json}
+                headers = {**self._headers(credentials), **body.pop("headers", {})}
+                try:
+                    response = self.session.request(method, url, headers=headers, timeout=timeout, **body)
+                except requests.exceptions.RequestException as error:
+                    raise _transport_error(error, f"{context} at {credentials.base_url}") from None
+                self.log.debug("WaveSpeed %s %s -> HTTP %s", method, path, response.status_code)
+                return parse_envelope(
+                    response.status_code,
+                    response.content,
+                    context=context,
+                    conn_id=self.wavespeed_conn_id,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                )
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    # ---------------------------------------------------------------- async transport
+
+    async def _arequest(self, method: str, path: str, *, context: str) -> tuple[dict[str, Any], str]:
+        """The async twin of :meth:`_request`, for idempotent calls made from a trigger."""
+        credentials = await self._acredentials()
+        url = f"{credentials.base_url}{path}"
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+        )
+        session = shared_client_session()
+        async for attempt in tenacity.AsyncRetrying(**self._retry_rule()):
+            with attempt:
+                try:
+                    async with session.request(
+                        method, url, headers=self._headers(credentials), timeout=timeout
+                    ) as response:
+                        body = await response.read()
+                        status = response.status
+                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                    raise _atransport_error(error, f"{context} at {credentials.base_url}") from None
+                return parse_envelope(
+                    status, body, context=context, conn_id=self.wavespeed_conn_id, retry_after=retry_after
+                )
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    # ---------------------------------------------------------------- API methods
+
+    def submit(
+        self,
+        model: str,
+        inputs: dict[str, Any],
+        *,
+        enable_sync_mode: bool = False,
+        enable_base64_output: bool = False,
+    ) -> Prediction:
+        """
+        Submit one prediction (billed). Never sent twice.
+
+        Retried only when the request provably created nothing (HTTP 429, or no connection could be
+        opened). Any other failure after the request may have reached WaveSpeed raises
+        :class:`WaveSpeedSubmitUncertainError` instead of resubmitting.
+
+        :param model: the model path, e.g. ``openai/gpt-image-2/edit``.
+        :param inputs: the model's inputs, sent as the JSON body.
+        :param enable_sync_mode: the POST waits for the result (it may still come back unfinished).
+        :param enable_base64_output: outputs come back as base64 strings instead of URLs.
+        """
+        validate_model(model)
+        if not isinstance(inputs, dict):
+            raise WaveSpeedInputError(f"inputs must be a dict of model inputs, got {type(inputs).__name__}")
+        body = {**inputs, "enable_sync_mode": enable_sync_mode, "enable_base64_output": enable_base64_output}
+        context = f"submit to {model}"
+        try:
+            data, message = self._request(
+                "POST",
+                f"/api/v3/{model}",
+                context=context,
+                creates_billable_work=True,
+                read_timeout=self.sync_read_timeout if enable_sync_mode else self.read_timeout,
+                json=body,
+            )
+            prediction = Prediction.from_data(data, message=message)
+        except WaveSpeedTransportError as error:
+            if not error.request_sent:
+                raise
+            raise _submit_uncertain(model, error) from error
+        except (WaveSpeedServerError, WaveSpeedMalformedResponseError, ValueError) as error:
+            raise _submit_uncertain(model, error) from error
+        self.log.info("Submitted WaveSpeed prediction %s (%s), status %s", prediction.id, model, prediction.raw_status)
+        return prediction
+
+    def get_prediction(self, prediction_id: str) -> Prediction:
+        """Fetch a prediction's current state (``GET /api/v3/predictions/{id}/result``)."""
+        validate_prediction_id(prediction_id)
+        data, message = self._request(
+            "GET", f"/api/v3/predictions/{prediction_id}/result", context=f"get prediction {prediction_id}"
+        )
+        return _prediction_from(data, message, prediction_id)
+
+    async def aget_prediction(self, prediction_id: str) -> Prediction:
+        """:meth:`get_prediction` for the triggerer: aiohttp on a shared session, never blocking."""
+        validate_prediction_id(prediction_id)
+        data, message = await self._arequest(
+            "GET", f"/api/v3/predictions/{prediction_id}/result", context=f"get prediction {prediction_id}"
+        )
+        return _prediction_from(data, message, prediction_id)
+
+    def wait_for_prediction(
+        self, prediction_id: str, *, poll_interval: float = 2.0, timeout: float | None = 600.0
+    ) -> Prediction:
+        """
+        Poll in this process until the prediction is terminal; for tasks that do not defer.
+
+        A poll that still fails after its retries is logged and polling goes on until the deadline:
+        the prediction is billed already, so giving up early would only lose it.
+
+        :raises WaveSpeedTimeoutError: the deadline passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                prediction = self.get_prediction(prediction_id)
+                if prediction.status.is_terminal():
+                    return prediction
+                if prediction.status is PredictionStatus.UNKNOWN:
+                    self.log.warning("Prediction %s has unknown status %r", prediction_id, prediction.raw_status)
+            except WaveSpeedError as error:
+                if not self.is_retryable(error):
+                    raise
+                self.log.warning("Polling prediction %s failed, will poll again: %s", prediction_id, error)
+            if deadline is not None and time.monotonic() + poll_interval > deadline:
+                raise WaveSpeedTimeoutError(
+                    prediction_id,
+                    f"WaveSpeed prediction {prediction_id} did not finish within {timeout} s; it may still "
+                    "finish on WaveSpeed: wait on it again with WaveSpeedPredictionSensor.",
+                )
+            time.sleep(poll_interval)
+
+    def upload_media(
+        self,
+        path_or_bytes: str | os.PathLike[str] | bytes | IO[bytes],
+        filename: str | None = None,
+    ) -> str:
+        """
+        Upload a local image and return its download URL, to pass as a model input.
+
+        The file is streamed as the multipart field ``file``; uploads are retried like polls (an upload
+        bills nothing), except a file object that cannot be rewound, which gets one try.
+
+        :param path_or_bytes: a path, the bytes, or a binary file object.
+        :param filename: the name to send; defaults to the path's name, or one from the bytes' type.
+        """
+        from requests_toolbelt import MultipartEncoder
+
+        source, filename, rewind, close = _open_upload(path_or_bytes, filename)
+        try:
+            content_type = UPLOADABLE_TYPES.get(Path(filename).suffix.lower())
+            if content_type is None:
+                raise WaveSpeedInputError(
+                    f"upload_media: {filename!r} is not an image type WaveSpeed accepts; allowed "
+                    f"extensions: {', '.join(sorted(UPLOADABLE_TYPES))}"
+                )
+
+            def make_body() -> dict[str, Any]:
+                if rewind is not None:
+                    rewind()
+                encoder = MultipartEncoder(fields={"file": (filename, source, content_type)})
+                return {"data": encoder, "headers": {"Content-Type": encoder.content_type}}
+
+            data, _ = self._request(
+                "POST",
+                "/api/v3/media/upload/binary",
+                context=f"upload {filename}",
+                read_timeout=self.upload_read_timeout,
+                attempts=None if rewind is not None else 1,
+                make_body=make_body,
+            )
+        finally:
+            close()
+        url = data.get("download_url")
+        if not isinstance(url, str) or not url:
+            raise WaveSpeedMalformedResponseError(
+                f"upload {filename}: no 'download_url' in the answer", http_status=200, body=str(data)
+            )
+        return url
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key with the cheapest call there is, ``GET /api/v3/balance`` (bills nothing)."""
+        try:
+            data, _ = self._request("GET", "/api/v3/balance", context="check balance", attempts=2)
+        except WaveSpeedError as error:
+            return False, str(error)
+        return True, f"Connected to WaveSpeed at {self.base_url}; balance: {data.get('balance')} USD"
+
+
+def _open_upload(
+    source: str | os.PathLike[str] | bytes | IO[bytes], filename: str | None
+) -> tuple[IO[bytes], str, Callable[[], Any] | None, Callable[[], None]]:
+    """``(file object, filename, rewind or None, close)`` for any of the sources upload_media takes."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise WaveSpeedInputError(f"upload_media: no file at {str(path)!r}")
+        handle = path.open("rb")
+        return handle, filename or path.name, lambda: handle.seek(0), handle.close
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise WaveSpeedInputError("upload_media: the bytes are empty")
+        buffer = io.BytesIO(data)
+        return buffer, filename or f"upload{sniff_image_extension(data[:16]) or '.bin'}", lambda: buffer.seek(0), buffer.close
+    if not hasattr(source, "read"):
+        raise WaveSpeedInputError(
+            f"upload_media takes a path, bytes or a binary file object, got {type(source).__name__}"
+        )
+    rewind: Callable[[], Any] | None = None
+    if getattr(source, "seekable", lambda: False)():
+        start = source.tell()
+        rewind = lambda: source.seek(start)  # noqa: E731
+        if filename is None:
+            filename = f"upload{sniff_image_extension(source.read(16)) or '.bin'}"
+    name = filename or os.path.basename(str(getattr(source, "name", "")))
+    if not name:
+        raise WaveSpeedInputError("upload_media: pass filename= for a file object that cannot be rewound")
+    return source, name, rewind, lambda: None
+
+
+def sniff_image_extension(head: bytes) -> str | None:
+    """The file extension for an image's first bytes, for bytes that come without a name."""
+    signatures = {
+        b"\x89PNG\r\n\x1a\n": ".png",
+        b"\xff\xd8\xff": ".jpg",
+        b"GIF87a": ".gif",
+        b"GIF89a": ".gif",
+        b"BM": ".bmp",
+        b"II*\x00": ".tiff",
+        b"MM\x00*": ".tiff",
+    }
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    return next((ext for magic, ext in signatures.items() if head.startswith(magic)), None)
+
+
+def shared_client_session() -> aiohttp.ClientSession:
+    """The aiohttp session every hook on the running event loop shares (one connection pool)."""
+    loop = asyncio.get_running_loop()
+    for other in [other for other in _SESSIONS if other.is_closed()]:
+        del _SESSIONS[other]
+    session = _SESSIONS.get(loop)
+    if session is None or session.closed:
+        connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=30)
+        session = aiohttp.ClientSession(connector=connector)
+        _SESSIONS[loop] = session
+    return session
+
+
+async def close_shared_client_session() -> None:
+    """Close the running loop's shared session (tests and short-lived loops call this at the end)."""
+    session = _SESSIONS.pop(asyncio.get_running_loop(), None)
+    if session is not None:
+        await session.close()
+
+
+_SESSIONS: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date; None if absent."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def validate_model(model: object) -> None:
+    if not isinstance(model, str) or not _MODEL.match(model):
+        raise WaveSpeedInputError(
+            f"model must be a WaveSpeed model path such as 'openai/gpt-image-2/edit' (lower-case segments "
+            f"separated by '/'), got {model!r}"
+        )
+
+
+def validate_prediction_id(prediction_id: object) -> None:
+    if not isinstance(prediction_id, str) or not _PREDICTION_ID.match(prediction_id):
+        raise WaveSpeedInputError(
+            f"prediction_id must be the id WaveSpeed returned (letters, digits, '-', '_', '.'), "
+            f"got {prediction_id!r}"
+        )
+
+
+def _prediction_from(data: dict[str, Any], message: str, prediction_id: str) -> Prediction:
+    try:
+        return Prediction.from_data(data, message=message)
+    except ValueError as error:
+        raise WaveSpeedMalformedResponseError(
+            f"get prediction {prediction_id}: {error}", http_status=200, body=str(data)
+        ) from None
+
+
+def _submit_uncertain(model: str, error: BaseException) -> WaveSpeedSubmitUncertainError:
+    return WaveSpeedSubmitUncertainError(
+        f"Submitting to {model} failed after the request may have reached WaveSpeed ({error}). A prediction "
+        "may have been created and billed, so it was not submitted again. Look for it in the WaveSpeed "
+        "dashboard's prediction history before re-running this task."
+    )
+
+
+def _transport_error(error: requests.exceptions.RequestException, context: str) -> WaveSpeedTransportError:
+    """Map a requests failure, telling apart 'never sent' (safe to resubmit) from 'maybe sent'."""
+    import urllib3.exceptions
+
+    reason = error.args[0] if error.args else None
+    reason = getattr(reason, "reason", reason)
+    never_sent = isinstance(error, requests.exceptions.ConnectTimeout) or isinstance(
+        reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+    )
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        what = "no answer within the read timeout"
+    elif never_sent:
+        what = "could not connect"
+    else:
+        what = f"connection failed ({type(error).__name__})"
+    return WaveSpeedTransportError(f"{context}: {what}", request_sent=not never_sent)
+
+
+def _atransport_error(error: BaseException, context: str) -> WaveSpeedTransportError:
+    never_sent = isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+    if isinstance(error, asyncio.TimeoutError) and not never_sent:
+        what = "no answer within the read timeout"
+    elif never_sent:
+        what = "could not connect"
+    else:
+        what = f"connection failed ({type(error).__name__})"
+    return WaveSpeedTransportError(f"{context}: {what}", request_sent=not never_sent)

@@ -1,0 +1,192 @@
+"""The one place where WaveSpeed's JSON envelope becomes Python objects.
+
+Submit and result share one envelope ``{"code", "message", "data"}``. :func:`parse_envelope` checks the
+HTTP status and the envelope's ``code`` and maps failures to the provider's error classes;
+:class:`Prediction` is what every other module speaks in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from airflow_wavespeed.exceptions import (
+    WaveSpeedAPIError,
+    WaveSpeedAuthError,
+    WaveSpeedBadRequestError,
+    WaveSpeedMalformedResponseError,
+    WaveSpeedNotFoundError,
+    WaveSpeedRateLimitError,
+    WaveSpeedServerError,
+)
+
+#: Envelope ``code`` of a sync-mode submit whose wait ran out while the prediction goes on.
+SYNC_MODE_TIMED_OUT_CODE = 5004
+
+
+class PredictionStatus(str, Enum):
+    """A prediction's state. Statuses the API adds later parse as ``UNKNOWN`` and count as running."""
+
+    CREATED = "created"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> PredictionStatus:
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+    def is_success(self) -> bool:
+        return self is PredictionStatus.COMPLETED
+
+
+_TERMINAL = frozenset(
+    {
+        PredictionStatus.COMPLETED,
+        PredictionStatus.FAILED,
+        PredictionStatus.CANCELLED,
+        PredictionStatus.TIMEOUT,
+        PredictionStatus.DELETED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction as the API last described it.
+
+    ``outputs`` holds URLs, or base64 strings when the submit asked for ``enable_base64_output``.
+    ``raw_status`` keeps the API's word when it is one this version does not know.
+    """
+
+    id: str
+    model: str
+    status: PredictionStatus
+    outputs: list[str] = field(default_factory=list)
+    error: str = ""
+    has_nsfw_contents: list[bool] = field(default_factory=list)
+    created_at: str | None = None
+    inference_ms: int | None = None
+    raw_status: str = ""
+    message: str = ""
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], *, message: str = "") -> Prediction:
+        """Build from the envelope's ``data`` object (or a flat webhook payload)."""
+        prediction_id = data.get("id")
+        if not isinstance(prediction_id, str) or not prediction_id:
+            raise ValueError("the prediction has no 'id'")
+        if "status" not in data:
+            raise ValueError(f"prediction {prediction_id} has no 'status'")
+        outputs = data.get("outputs") or []
+        if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+            raise ValueError(f"prediction {prediction_id} has 'outputs' that are not a list of strings")
+        timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
+        inference = timings.get("inference") if timings else None
+        nsfw = data.get("has_nsfw_contents") or []
+        return cls(
+            id=prediction_id,
+            model=str(data.get("model") or ""),
+            status=PredictionStatus.parse(data["status"]),
+            outputs=list(outputs),
+            error=str(data.get("error") or ""),
+            has_nsfw_contents=[bool(flag) for flag in nsfw] if isinstance(nsfw, list) else [],
+            created_at=data.get("created_at") if isinstance(data.get("created_at"), str) else None,
+            inference_ms=int(inference) if isinstance(inference, (int, float)) else None,
+            raw_status=str(data["status"]),
+            message=message,
+        )
+
+    @property
+    def any_nsfw(self) -> bool:
+        return any(self.has_nsfw_contents)
+
+    def to_xcom(self) -> dict[str, Any]:
+        """Small JSON-safe metadata for XCom: ids, status, timings and flags, never outputs or bytes."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "status": self.raw_status or self.status.value,
+            "created_at": self.created_at,
+            "inference_ms": self.inference_ms,
+            "has_nsfw_contents": list(self.has_nsfw_contents),
+            "error": self.error,
+            "num_outputs": len(self.outputs),
+        }
+
+
+def parse_envelope(
+    http_status: int,
+    body: str | bytes,
+    *,
+    context: str,
+    conn_id: str = "",
+    retry_after: float | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Check one API answer and return its ``(data, message)``, or raise the matching error.
+
+    :param http_status: the response's HTTP status.
+    :param body: the raw body.
+    :param context: what was asked, for error messages (e.g. ``"get prediction abc"``).
+    :param conn_id: the Airflow connection used, named in authentication errors.
+    :param retry_after: the parsed ``Retry-After`` header, carried by rate-limit errors.
+    """
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        payload: Any = json.loads(text) if text else None
+    except ValueError:
+        payload = None
+    envelope = payload if isinstance(payload, dict) else {}
+    api_message = str(envelope.get("message") or envelope.get("error") or "")
+    code = envelope.get("code")
+
+    if http_status >= 400:
+        _raise_for_status(http_status, api_message, text, context, conn_id, retry_after)
+    if not isinstance(payload, dict):
+        raise WaveSpeedMalformedResponseError(f"{context}: body is not a JSON object", http_status=http_status, body=text)
+    data = envelope.get("data")
+    if isinstance(code, int) and code != 200:
+        # A sync-mode submit that outlived its wait answers code 5004 with the still-running
+        # prediction in `data`: that is a prediction to keep waiting on, not an error.
+        if isinstance(data, dict) and data.get("id") and "status" in data:
+            return data, api_message
+        _raise_for_status(code, api_message, text, context, conn_id, retry_after)
+    if not isinstance(data, dict):
+        raise WaveSpeedMalformedResponseError(f"{context}: no 'data' object", http_status=http_status, body=text)
+    return data, api_message
+
+
+def _raise_for_status(
+    status: int, api_message: str, text: str, context: str, conn_id: str, retry_after: float | None
+) -> None:
+    detail = api_message or text[:200].strip() or "no message"
+    kwargs: dict[str, Any] = {"http_status": status, "api_message": api_message}
+    if status in (401, 403):
+        raise WaveSpeedAuthError(
+            f"{context}: WaveSpeed refused the API key (HTTP {status}): {detail}. "
+            f"Check the API key (the password) of Airflow connection {conn_id!r}.",
+            **kwargs,
+        )
+    if status == 404:
+        raise WaveSpeedNotFoundError(f"{context}: not found (HTTP 404): {detail}", **kwargs)
+    if status == 429:
+        raise WaveSpeedRateLimitError(
+            f"{context}: rate limited (HTTP 429): {detail}", retry_after=retry_after, **kwargs
+        )
+    if status >= 500:
+        raise WaveSpeedServerError(f"{context}: WaveSpeed server error (HTTP {status}): {detail}", **kwargs)
+    if 400 <= status < 500:
+        raise WaveSpeedBadRequestError(f"{context}: rejected (HTTP {status}): {detail}", **kwargs)
+    raise WaveSpeedAPIError(f"{context}: unexpected status {status}: {detail}", **kwargs)
