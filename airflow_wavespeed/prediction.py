@@ -94,7 +94,7 @@ class Prediction:
         if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
             raise ValueError(f"prediction {prediction_id} has 'outputs' that are not a list of strings")
         timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
-        inference = timings.get("inference") if timings else None
+        inference = timings.get("inference") if timings else data.get("inference_ms")
         nsfw = data.get("has_nsfw_contents") or []
         return cls(
             id=prediction_id,

@@ -12,6 +12,8 @@ import email.utils
 import io
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +40,8 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedTransportError,
 )
 from airflow_wavespeed.prediction import Prediction, PredictionStatus, parse_envelope
+from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
+from airflow_wavespeed.utils.validation import validate_model, validate_prediction_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -48,19 +52,6 @@ DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 USER_AGENT = f"airflow-provider-wavespeed/{__version__}"
 #: Statuses a retry may cure: rate limiting and the 5xx answers of a busy or restarting service.
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: What the upload endpoint accepts, by file extension.
-UPLOADABLE_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".bmp": "image/bmp",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-}
-_PREDICTION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_MODEL = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
 
 
 @dataclass(frozen=True)
@@ -85,8 +76,9 @@ class WaveSpeedHook(BaseHook):
     :param upload_read_timeout: seconds to wait for the answer to a media upload.
     :param max_attempts: tries per request for the faults a retry may cure.
     :param retry_min_wait: first backoff in seconds (doubling, with jitter) when no Retry-After is given.
-    :param retry_max_wait: longest single backoff, also the cap on a server's Retry-After.
-    :param retry_max_seconds: the whole retry sequence of one request never runs longer than this.
+    :param retry_max_wait: longest single backoff when the server gives no Retry-After.
+    :param retry_max_seconds: the whole retry sequence of one request never runs longer than this
+        (and a server's Retry-After is honoured up to this long).
     """
 
     conn_name_attr = "wavespeed_conn_id"
@@ -211,7 +203,7 @@ class WaveSpeedHook(BaseHook):
         def wait(retry_state: tenacity.RetryCallState) -> float:
             error = retry_state.outcome.exception() if retry_state.outcome else None
             if isinstance(error, WaveSpeedRateLimitError) and error.retry_after is not None:
-                return min(error.retry_after, self.retry_max_wait)
+                return min(error.retry_after, self.retry_max_seconds)
             return float(backoff(retry_state))
 
         def log_retry(retry_state: tenacity.RetryCallState) -> None:
@@ -249,8 +241,12 @@ class WaveSpeedHook(BaseHook):
         attempts: int | None = None,
         json: Any = None,
         make_body: Callable[[], dict[str, Any]] | None = None,
-    ) -> tuple[dict[str, Any], str]:
-        """Send one request with the shared retry rule; return the envelope's ``(data, message)``.
+        parse: Callable[[dict[str, Any], str], Any] = lambda data, message: (data, message),
+    ) -> Any:
+        """Send one request with the shared retry rule; return ``parse(data, message)`` of the envelope.
+
+        ``parse`` runs inside the retry loop, so a body that is JSON but not a prediction is retried
+        like any other malformed answer.
 
         :param make_body: returns fresh ``requests`` keyword arguments (``data``, ``headers``) for
             each try, for bodies that a send consumes (streamed uploads).
@@ -269,18 +265,22 @@ class WaveSpeedHook(BaseHook):
                 except requests.exceptions.RequestException as error:
                     raise _transport_error(error, f"{context} at {credentials.base_url}") from None
                 self.log.debug("WaveSpeed %s %s -> HTTP %s", method, path, response.status_code)
-                return parse_envelope(
-                    response.status_code,
-                    response.content,
-                    context=context,
-                    conn_id=self.wavespeed_conn_id,
-                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                return parse(
+                    *parse_envelope(
+                        response.status_code,
+                        response.content,
+                        context=context,
+                        conn_id=self.wavespeed_conn_id,
+                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    )
                 )
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     # ---------------------------------------------------------------- async transport
 
-    async def _arequest(self, method: str, path: str, *, context: str) -> tuple[dict[str, Any], str]:
+    async def _arequest(
+        self, method: str, path: str, *, context: str, parse: Callable[[dict[str, Any], str], Any]
+    ) -> Any:
         """The async twin of :meth:`_request`, for idempotent calls made from a trigger."""
         credentials = await self._acredentials()
         url = f"{credentials.base_url}{path}"
@@ -299,8 +299,10 @@ class WaveSpeedHook(BaseHook):
                         retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                     raise _atransport_error(error, f"{context} at {credentials.base_url}") from None
-                return parse_envelope(
-                    status, body, context=context, conn_id=self.wavespeed_conn_id, retry_after=retry_after
+                return parse(
+                    *parse_envelope(
+                        status, body, context=context, conn_id=self.wavespeed_conn_id, retry_after=retry_after
+                    )
                 )
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
@@ -353,18 +355,24 @@ class WaveSpeedHook(BaseHook):
     def get_prediction(self, prediction_id: str) -> Prediction:
         """Fetch a prediction's current state (``GET /api/v3/predictions/{id}/result``)."""
         validate_prediction_id(prediction_id)
-        data, message = self._request(
-            "GET", f"/api/v3/predictions/{prediction_id}/result", context=f"get prediction {prediction_id}"
+        prediction: Prediction = self._request(
+            "GET",
+            f"/api/v3/predictions/{prediction_id}/result",
+            context=f"get prediction {prediction_id}",
+            parse=lambda data, message: _prediction_from(data, message, prediction_id),
         )
-        return _prediction_from(data, message, prediction_id)
+        return prediction
 
     async def aget_prediction(self, prediction_id: str) -> Prediction:
         """:meth:`get_prediction` for the triggerer: aiohttp on a shared session, never blocking."""
         validate_prediction_id(prediction_id)
-        data, message = await self._arequest(
-            "GET", f"/api/v3/predictions/{prediction_id}/result", context=f"get prediction {prediction_id}"
+        prediction: Prediction = await self._arequest(
+            "GET",
+            f"/api/v3/predictions/{prediction_id}/result",
+            context=f"get prediction {prediction_id}",
+            parse=lambda data, message: _prediction_from(data, message, prediction_id),
         )
-        return _prediction_from(data, message, prediction_id)
+        return prediction
 
     def wait_for_prediction(
         self, prediction_id: str, *, poll_interval: float = 2.0, timeout: float | None = 600.0
@@ -406,7 +414,7 @@ class WaveSpeedHook(BaseHook):
         Upload a local image and return its download URL, to pass as a model input.
 
         The file is streamed as the multipart field ``file``; uploads are retried like polls (an upload
-        bills nothing), except a file object that cannot be rewound, which gets one try.
+        bills nothing). A stream that cannot be rewound is spooled first so a retry can resend it.
 
         :param path_or_bytes: a path, the bytes, or a binary file object.
         :param filename: the name to send; defaults to the path's name, or one from the bytes' type.
@@ -423,8 +431,7 @@ class WaveSpeedHook(BaseHook):
                 )
 
             def make_body() -> dict[str, Any]:
-                if rewind is not None:
-                    rewind()
+                rewind()
                 encoder = MultipartEncoder(fields={"file": (filename, source, content_type)})
                 return {"data": encoder, "headers": {"Content-Type": encoder.content_type}}
 
@@ -433,7 +440,6 @@ class WaveSpeedHook(BaseHook):
                 "/api/v3/media/upload/binary",
                 context=f"upload {filename}",
                 read_timeout=self.upload_read_timeout,
-                attempts=None if rewind is not None else 1,
                 make_body=make_body,
             )
         finally:
@@ -456,8 +462,8 @@ class WaveSpeedHook(BaseHook):
 
 def _open_upload(
     source: str | os.PathLike[str] | bytes | IO[bytes], filename: str | None
-) -> tuple[IO[bytes], str, Callable[[], Any] | None, Callable[[], None]]:
-    """``(file object, filename, rewind or None, close)`` for any of the sources upload_media takes."""
+) -> tuple[IO[bytes], str, Callable[[], Any], Callable[[], None]]:
+    """``(file object, filename, rewind, close)`` for any of the sources upload_media takes."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -474,32 +480,18 @@ def _open_upload(
         raise WaveSpeedInputError(
             f"upload_media takes a path, bytes or a binary file object, got {type(source).__name__}"
         )
-    rewind: Callable[[], Any] | None = None
-    if getattr(source, "seekable", lambda: False)():
-        start = source.tell()
-        rewind = lambda: source.seek(start)  # noqa: E731
-        if filename is None:
-            filename = f"upload{sniff_image_extension(source.read(16)) or '.bin'}"
     name = filename or os.path.basename(str(getattr(source, "name", "")))
+    close: Callable[[], None] = lambda: None  # noqa: E731  (the caller owns the file object)
+    if not getattr(source, "seekable", lambda: False)():
+        # A stream cannot be rewound for a retry: spool it (memory up to 8 MiB, then disk).
+        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (closed by the caller)
+        shutil.copyfileobj(source, spool, 1024 * 1024)
+        source, close = spool, spool.close  # type: ignore[assignment]
+        source.seek(0)
+    start = source.tell()
     if not name:
-        raise WaveSpeedInputError("upload_media: pass filename= for a file object that cannot be rewound")
-    return source, name, rewind, lambda: None
-
-
-def sniff_image_extension(head: bytes) -> str | None:
-    """The file extension for an image's first bytes, for bytes that come without a name."""
-    signatures = {
-        b"\x89PNG\r\n\x1a\n": ".png",
-        b"\xff\xd8\xff": ".jpg",
-        b"GIF87a": ".gif",
-        b"GIF89a": ".gif",
-        b"BM": ".bmp",
-        b"II*\x00": ".tiff",
-        b"MM\x00*": ".tiff",
-    }
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp"
-    return next((ext for magic, ext in signatures.items() if head.startswith(magic)), None)
+        name = f"upload{sniff_image_extension(source.read(16)) or '.bin'}"
+    return source, name, lambda: source.seek(start), close
 
 
 def shared_client_session() -> aiohttp.ClientSession:
@@ -540,22 +532,6 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def validate_model(model: object) -> None:
-    if not isinstance(model, str) or not _MODEL.match(model):
-        raise WaveSpeedInputError(
-            f"model must be a WaveSpeed model path such as 'openai/gpt-image-2/edit' (lower-case segments "
-            f"separated by '/'), got {model!r}"
-        )
-
-
-def validate_prediction_id(prediction_id: object) -> None:
-    if not isinstance(prediction_id, str) or not _PREDICTION_ID.match(prediction_id):
-        raise WaveSpeedInputError(
-            f"prediction_id must be the id WaveSpeed returned (letters, digits, '-', '_', '.'), "
-            f"got {prediction_id!r}"
-        )
 
 
 def _prediction_from(data: dict[str, Any], message: str, prediction_id: str) -> Prediction:

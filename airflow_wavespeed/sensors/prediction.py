@@ -1,0 +1,134 @@
+"""WaveSpeedPredictionSensor: wait for a prediction submitted elsewhere and return its outputs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
+
+from airflow_wavespeed.links import WaveSpeedPredictionLink
+from airflow_wavespeed.utils.validation import (
+    NSFW_POLICIES,
+    check_choice,
+    is_templated,
+    validate_prediction_id,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
+    from airflow_wavespeed.prediction import Prediction
+
+
+class WaveSpeedPredictionSensor(BaseSensorOperator):
+    """
+    Wait until a WaveSpeed prediction is terminal; return its output URLs (XCom ``return_value``).
+
+    Typically fed by ``WaveSpeedImageEditOperator(wait_for_completion=False)``. A failed prediction
+    raises with its id and the API's error, or skips the task with ``soft_fail=True``.
+
+    :param prediction_id: the prediction to wait for (templated).
+    :param deferrable: wait in the triggerer (default from ``[operators] default_deferrable``);
+        otherwise poke with ``poke_interval`` in ``poke`` or ``reschedule`` mode.
+    :param nsfw_policy: ``allow``, ``fail`` or ``drop`` flagged outputs.
+    :param wavespeed_conn_id: the WaveSpeed connection.
+    """
+
+    template_fields: Sequence[str] = ("prediction_id",)
+    operator_extra_links = (WaveSpeedPredictionLink(),)
+    ui_color = "#e8e0ff"
+
+    def __init__(
+        self,
+        *,
+        prediction_id: str,
+        wavespeed_conn_id: str = "wavespeed_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        nsfw_policy: str = "allow",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 5.0)
+        kwargs.setdefault("timeout", 1800.0)
+        super().__init__(**kwargs)
+        self.prediction_id = prediction_id
+        self.wavespeed_conn_id = wavespeed_conn_id
+        self.deferrable = deferrable
+        self.nsfw_policy = check_choice(nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
+        if not is_templated(prediction_id):
+            validate_prediction_id(prediction_id)
+
+    @cached_property
+    def hook(self) -> WaveSpeedHook:
+        from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
+
+        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        from airflow_wavespeed.links import prediction_url
+
+        validate_prediction_id(self.prediction_id)
+        WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, self.prediction_id))
+        if not self.deferrable:
+            return super().execute(context)
+        prediction = self.hook.get_prediction(self.prediction_id)
+        if prediction.status.is_terminal():
+            return self._outputs(context, prediction)
+        from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
+
+        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+        self.defer(
+            trigger=WaveSpeedPredictionTrigger(
+                prediction_id=self.prediction_id,
+                wavespeed_conn_id=self.wavespeed_conn_id,
+                poll_interval=float(self.poke_interval),
+                end_time=time.time() + timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=timeout + 120),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_wavespeed.exceptions import WaveSpeedError
+
+        try:
+            prediction = self.hook.get_prediction(self.prediction_id)
+        except WaveSpeedError as error:
+            if not self.hook.is_retryable(error):
+                raise
+            self.log.warning("Polling prediction %s failed, will poke again: %s", self.prediction_id, error)
+            return PokeReturnValue(is_done=False)
+        if not prediction.status.is_terminal():
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._outputs(context, prediction))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        from airflow_wavespeed.exceptions import WaveSpeedTimeoutError
+        from airflow_wavespeed.utils.completion import prediction_from_event
+
+        try:
+            prediction = prediction_from_event(event, expected_id=self.prediction_id)
+        except WaveSpeedTimeoutError as error:
+            self._fail_or_skip(error)
+        return self._outputs(context, prediction)
+
+    def _outputs(self, context: Context, prediction: Prediction) -> list[str]:
+        from airflow_wavespeed.exceptions import WaveSpeedPredictionFailedError
+        from airflow_wavespeed.utils.completion import accepted_outputs
+
+        context["ti"].xcom_push(key="prediction", value=prediction.to_xcom())
+        try:
+            return accepted_outputs(prediction, self.nsfw_policy)
+        except WaveSpeedPredictionFailedError as error:
+            self._fail_or_skip(error)
+
+    def _fail_or_skip(self, error: Exception) -> NoReturn:
+        if self.soft_fail:
+            from airflow.providers.common.compat.sdk import AirflowSkipException
+
+            raise AirflowSkipException(f"{error} (soft_fail=True)") from error
+        raise error

@@ -1,0 +1,222 @@
+"""Copy prediction outputs somewhere durable: a local directory or S3.
+
+WaveSpeed deletes outputs after 7 days. Both the edit operator's ``output_uri`` and
+``WaveSpeedToS3Operator`` store through :func:`store_outputs`, so naming, size caps and streaming are
+decided here once. Outputs are streamed in chunks (never held whole in memory), and base64 outputs are
+decoded straight to storage so XCom only ever carries the resulting paths or URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import mimetypes
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlparse
+
+from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedInputError
+from airflow_wavespeed.utils.media import sniff_image_extension
+
+DEFAULT_S3_KEY_TEMPLATE = "{dag_id}/{run_id}/{task_id}/{map_index}/{prediction_id}_{n}.{ext}"
+DEFAULT_FILE_TEMPLATE = "{prediction_id}_{n}.{ext}"
+DEFAULT_MAX_OUTPUT_BYTES = 200 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
+#: S3 multipart: 8 MiB parts, one at a time, keeps a copy's memory small whatever the file's size.
+S3_PART_BYTES = 8 * 1024 * 1024
+_TEMPLATE_FIELDS = ("dag_id", "run_id", "task_id", "map_index", "prediction_id", "n", "ext")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:+=@-]")
+
+
+class OutputTooLargeError(WaveSpeedError):
+    """An output passed ``max_output_bytes``; the copy was stopped and nothing was kept."""
+
+
+class OutputExistsError(WaveSpeedError):
+    """The destination already holds an object and ``replace`` is False."""
+
+
+@dataclass(frozen=True)
+class _Opened:
+    stream: IO[bytes]
+    content_type: str
+    ext: str
+
+
+class _CappedReader(io.RawIOBase):
+    """A readable stream that raises once more than ``limit`` bytes went through it."""
+
+    def __init__(self, raw: Any, limit: int, source: str) -> None:
+        self._raw, self._limit, self._source, self.count = raw, limit, source, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        self.count += len(data)
+        if self.count > self._limit:
+            raise OutputTooLargeError(
+                f"output {self._source} is larger than max_output_bytes={self._limit}; the copy was stopped"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def describe(output: str) -> str:
+    """A short, log-safe name for an output (base64 strings are not printed)."""
+    return output if output.startswith(("http://", "https://")) else f"<base64 output, {len(output)} chars>"
+
+
+@contextmanager
+def open_output(output: str, *, max_output_bytes: int, read_timeout: float = 120.0) -> Iterator[_Opened]:
+    """Open one output as a stream: an http(s) URL is downloaded, anything else is decoded as base64.
+
+    Only http(s) sources are fetched. The download carries no credentials: outputs live on a CDN.
+    """
+    if output.startswith(("http://", "https://")):
+        import requests
+
+        with requests.get(output, stream=True, timeout=(10, read_timeout)) as response:
+            if response.status_code >= 400:
+                raise WaveSpeedError(f"downloading output {output} failed: HTTP {response.status_code}")
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_output_bytes:
+                raise OutputTooLargeError(
+                    f"output {output} is {length} bytes, over max_output_bytes={max_output_bytes}"
+                )
+            response.raw.decode_content = True
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            ext = _extension(urlparse(output).path, content_type)
+            capped = io.BufferedReader(_CappedReader(response.raw, max_output_bytes, output), CHUNK_BYTES)
+            yield _Opened(capped, content_type or mimetypes.types_map.get(f".{ext}", "application/octet-stream"), ext)
+        return
+    if "://" in output[:16]:
+        raise WaveSpeedInputError(f"only http(s) outputs can be copied, got {output[:80]!r}")
+    data = _decode_base64(output, max_output_bytes)
+    ext = _sniff(data[:16]) or "bin"
+    yield _Opened(io.BytesIO(data), mimetypes.types_map.get(f".{ext}", "application/octet-stream"), ext)
+
+
+def store_outputs(
+    outputs: list[str],
+    destination: str,
+    *,
+    names: Mapping[str, Any],
+    name_template: str | None = None,
+    replace: bool = True,
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    aws_conn_id: str | None = "aws_default",
+) -> list[str]:
+    """
+    Copy every output to ``destination`` and return where each went (paths or ``s3://`` URIs).
+
+    :param destination: a local directory (plain or ``file://``) or ``s3://bucket/prefix``.
+    :param names: values for the name template: dag_id, run_id, task_id, map_index, prediction_id.
+    :param name_template: ``str.format`` template of the file name / object key under the destination;
+        fields dag_id, run_id, task_id, map_index, prediction_id, n, ext.
+    :param replace: overwrite an existing object; when False an existing one is an error.
+    :param max_output_bytes: stop (and keep nothing of) an output larger than this.
+    :param aws_conn_id: the Amazon connection, for S3 destinations.
+    """
+    is_s3 = destination.startswith("s3://")
+    template = name_template or (DEFAULT_S3_KEY_TEMPLATE if is_s3 else DEFAULT_FILE_TEMPLATE)
+    check_name_template(template)
+    stored = []
+    for n, output in enumerate(outputs):
+        with open_output(output, max_output_bytes=max_output_bytes) as opened:
+            name = render_name(template, {**names, "n": n, "ext": opened.ext})
+            if is_s3:
+                stored.append(_put_s3(opened, destination, name, replace=replace, aws_conn_id=aws_conn_id))
+            else:
+                stored.append(_put_local(opened, destination, name, replace=replace))
+    return stored
+
+
+def check_name_template(template: Any, *, argument: str = "key_template") -> str:
+    if not isinstance(template, str) or not template.strip():
+        raise WaveSpeedInputError(f"{argument} must be a non-empty str.format template")
+    try:
+        template.format(**dict.fromkeys(_TEMPLATE_FIELDS, "x"))
+    except (KeyError, IndexError, ValueError) as error:
+        raise WaveSpeedInputError(
+            f"{argument} {template!r} is not valid: {error}; allowed fields: {', '.join(_TEMPLATE_FIELDS)}"
+        ) from None
+    return template
+
+
+def render_name(template: str, values: Mapping[str, Any]) -> str:
+    """Fill the template with values that cannot climb out of the destination ('/' and '..' removed)."""
+    safe = {key: _UNSAFE.sub("_", str(value)).replace("..", "_") for key, value in values.items()}
+    name = template.format(**safe)
+    parts = [part for part in name.split("/") if part not in ("", ".", "..")]
+    if not parts:
+        raise WaveSpeedInputError(f"the name template {template!r} produced an empty name")
+    return "/".join(parts)
+
+
+def _put_local(opened: _Opened, destination: str, name: str, *, replace: bool) -> str:
+    root = Path(destination.removeprefix("file://")).expanduser().resolve()
+    target = (root / name).resolve()
+    if root not in target.parents:
+        raise WaveSpeedInputError(f"output name {name!r} would leave the directory {str(root)!r}")
+    if target.exists() and not replace:
+        raise OutputExistsError(f"{target} already exists and replace=False")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as sink:
+            shutil.copyfileobj(opened.stream, sink, CHUNK_BYTES)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return str(target)
+
+
+def _put_s3(opened: _Opened, destination: str, name: str, *, replace: bool, aws_conn_id: str | None) -> str:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from boto3.s3.transfer import TransferConfig
+
+    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+    key = "/".join(part for part in (prefix.strip("/"), name) if part)
+    hook = S3Hook(aws_conn_id=aws_conn_id)
+    if not replace and hook.check_for_key(key, bucket_name=bucket):
+        raise OutputExistsError(f"s3://{bucket}/{key} already exists and replace=False")
+    config = TransferConfig(
+        multipart_threshold=S3_PART_BYTES, multipart_chunksize=S3_PART_BYTES, max_concurrency=1, use_threads=False
+    )
+    hook.get_conn().upload_fileobj(
+        opened.stream, bucket, key, ExtraArgs={"ContentType": opened.content_type}, Config=config
+    )
+    return f"s3://{bucket}/{key}"
+
+
+def _decode_base64(output: str, max_output_bytes: int) -> bytes:
+    payload = output.split(",", 1)[1] if output.startswith("data:") and "," in output else output
+    if len(payload) * 3 // 4 > max_output_bytes:
+        raise OutputTooLargeError(f"a base64 output is larger than max_output_bytes={max_output_bytes}")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise WaveSpeedInputError(
+            f"output {describe(output)} is neither an http(s) URL nor valid base64"
+        ) from None
+
+
+def _extension(path: str, content_type: str) -> str:
+    suffix = Path(unquote(path)).suffix.lower().lstrip(".")
+    if re.fullmatch(r"[a-z0-9]{1,5}", suffix):
+        return "jpg" if suffix == "jpeg" else suffix
+    guessed = mimetypes.guess_extension(content_type) if content_type else None
+    return (guessed or ".bin").lstrip(".").replace("jpeg", "jpg")
+
+
+def _sniff(head: bytes) -> str | None:
+    ext = sniff_image_extension(head)
+    return ext.lstrip(".") if ext else None
