@@ -1,0 +1,168 @@
+"""Runtime-mutable knobs of the WaveSpeed emulator: latency, sizes and fault injection."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+_RATE_FIELDS = frozenset(
+    {
+        "fail_rate",
+        "submit_429_rate",
+        "poll_5xx_rate",
+        "poll_429_rate",
+        "malformed_rate",
+        "drop_rate",
+        "submit_drop_rate",
+        "submit_5xx_rate",
+        "slow_rate",
+        "upload_5xx_rate",
+        "sync_504_rate",
+    }
+)
+
+
+@dataclass
+class EmulatorConfig:
+    """Every behaviour a test may want to change, read afresh by the server on each request.
+
+    Assigning a field of a running emulator's config takes effect on the next request, which lets one
+    test walk a client through several fault scenarios without restarting the server.
+    Latency settings are captured per prediction when it is created.
+    """
+
+    # Latency: a prediction completes on the (processing_polls + 1)-th result GET AND once
+    # processing_seconds passed since it was created. Sync-mode predictions ignore processing_polls.
+    processing_polls: int = 1
+    processing_seconds: float = 0.0
+    # Output images are the real API sizes (1024x1024, 1024x1536, ...) times this factor.
+    scale: float = 1.0
+    balance: float = 100.0
+    sync_timeout_seconds: float = 30.0
+    max_upload_bytes: int = 64 * 1024 * 1024
+    # When > 0, output files are served padded with zeros to this many bytes (streamed).
+    large_output_bytes: int = 0
+    # The API docs are ambiguous about a data: prefix on base64 outputs; clients must cope with both.
+    base64_data_uri_prefix: bool = False
+    fetch_timeout_seconds: float = 10.0
+    # Base of the URLs the emulator hands out; None derives it from each request's Host header.
+    public_base_url: str | None = None
+    # Seed of the random generator behind every *_rate knob (None: unpredictable).
+    seed: int | None = None
+
+    # Faults, all off by default.
+    fail_rate: float = 0.0
+    submit_429_count: int = 0
+    submit_429_rate: float = 0.0
+    retry_after: str | None = "1"
+    poll_5xx_rate: float = 0.0
+    poll_429_rate: float = 0.0
+    malformed_rate: float = 0.0
+    drop_rate: float = 0.0
+    submit_drop_rate: float = 0.0
+    submit_5xx_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.0
+    upload_5xx_rate: float = 0.0
+    sync_504_rate: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable view, as answered by the control endpoint."""
+        return dataclasses.asdict(self)
+
+    def copy(self) -> EmulatorConfig:
+        """An independent copy (all fields are immutable values)."""
+        return dataclasses.replace(self)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply JSON-ish changes after validating all of them, so a bad request changes nothing."""
+        coerced = {name: coerce_field(name, value) for name, value in changes.items()}
+        for name, value in coerced.items():
+            setattr(self, name, value)
+
+    def restore(self, other: EmulatorConfig) -> None:
+        """Copy every field of ``other`` into this object, keeping references to it valid."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(other, field.name))
+
+
+def field_types() -> dict[str, Any]:
+    """Resolved annotation of every config field (the module uses postponed annotations)."""
+    hints = typing.get_type_hints(EmulatorConfig)
+    return {field.name: hints[field.name] for field in dataclasses.fields(EmulatorConfig)}
+
+
+def coerce_field(name: str, value: Any, *, from_text: bool = False) -> Any:
+    """Check (and for CLI text, parse) one field value; raise ValueError with a readable reason."""
+    types = field_types()
+    if name not in types:
+        raise ValueError(f"unknown config field {name!r}")
+    annotation = types[name]
+    args = typing.get_args(annotation)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), annotation) if args else annotation
+    if value is None or (from_text and optional and str(value).lower() in {"none", "null"}):
+        if optional:
+            return None
+        raise ValueError(f"{name} must not be null")
+    if from_text:
+        value = _parse_text(name, base, str(value))
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be a boolean")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer")
+        if value < 0 and name != "seed":
+            raise ValueError(f"{name} must be >= 0")
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number")
+        number = float(value)
+        if number < 0:
+            raise ValueError(f"{name} must be >= 0")
+        if name in _RATE_FIELDS and number > 1:
+            raise ValueError(f"{name} must be between 0 and 1")
+        if name == "scale" and number <= 0:
+            raise ValueError("scale must be > 0")
+        return number
+    if base is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string")
+        if name == "retry_after":
+            _check_retry_after(value)
+        return value
+    raise ValueError(f"{name} has an unsupported type")  # pragma: no cover - all fields are covered
+
+
+def _parse_text(name: str, base: Any, text: str) -> Any:
+    """Turn a command-line string into the field's type."""
+    try:
+        if base is bool:
+            lowered = text.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(text)
+        if base is int:
+            return int(text)
+        if base is float:
+            return float(text)
+    except ValueError:
+        raise ValueError(f"{name}: cannot parse {text!r}") from None
+    return text
+
+
+def _check_retry_after(value: str) -> None:
+    """Retry-After must be a non-negative number of seconds (fractions allowed for fast tests)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError("retry_after must be a number of seconds, e.g. '1' or '0.2'") from None
+    if seconds < 0:
+        raise ValueError("retry_after must be >= 0")
