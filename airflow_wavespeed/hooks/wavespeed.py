@@ -15,7 +15,8 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -507,6 +508,24 @@ def shared_client_session() -> aiohttp.ClientSession:
     return session
 
 
+@asynccontextmanager
+async def shared_client_session_lease() -> AsyncIterator[None]:
+    """Keep the loop's shared session open while any lease holder (a waiting trigger) is running.
+
+    The last holder to leave closes it, so a short-lived loop (``dag.test()`` runs each trigger in
+    its own) leaves no unclosed session behind, while a triggerer with waiting triggers keeps its pool.
+    """
+    loop = asyncio.get_running_loop()
+    _LEASES[loop] = _LEASES.get(loop, 0) + 1
+    try:
+        yield
+    finally:
+        _LEASES[loop] -= 1
+        if not _LEASES[loop]:
+            del _LEASES[loop]
+            await close_shared_client_session()
+
+
 async def close_shared_client_session() -> None:
     """Close the running loop's shared session (tests and short-lived loops call this at the end)."""
     session = _SESSIONS.pop(asyncio.get_running_loop(), None)
@@ -515,6 +534,7 @@ async def close_shared_client_session() -> None:
 
 
 _SESSIONS: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+_LEASES: dict[asyncio.AbstractEventLoop, int] = {}
 
 
 def parse_retry_after(value: str | None) -> float | None:

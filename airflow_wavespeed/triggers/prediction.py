@@ -69,8 +69,11 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
+
         try:
-            event = await self._wait()
+            async with shared_client_session_lease():
+                event = await self._wait()
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason
             event = self._event("error", f"waiting for prediction {self.prediction_id} failed: {error}")
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
