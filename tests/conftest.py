@@ -18,6 +18,7 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 import pytest  # noqa: E402
 
 from airflow_wavespeed.emulator import Emulator  # noqa: E402
+
 pytest.register_assert_rewrite("tests.emulator_fixtures")
 from tests.emulator_fixtures import EMULATOR_API_KEY  # noqa: E402
 

@@ -1,0 +1,377 @@
+"""Operators and sensor step by step against the emulator: submit, defer, complete, resume, NSFW, storage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowSkipException, TaskDeferred
+
+from airflow_wavespeed.emulator import Emulator
+from airflow_wavespeed.exceptions import (
+    WaveSpeedError,
+    WaveSpeedNSFWError,
+    WaveSpeedPredictionFailedError,
+    WaveSpeedTimeoutError,
+)
+from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
+from airflow_wavespeed.links import WaveSpeedPredictionLink
+from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
+from airflow_wavespeed.operators.run_model import STATE_STORE_KEY, WaveSpeedRunModelOperator
+from airflow_wavespeed.prediction import Prediction, PredictionStatus
+from airflow_wavespeed.sensors.prediction import WaveSpeedPredictionSensor
+from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
+from airflow_wavespeed.utils.completion import accepted_outputs
+from tests.task_context import DictStateStore, make_context
+
+RESULT = "/api/v3/predictions/{}/result"
+
+
+def edit(image_url: str, **kwargs: Any) -> WaveSpeedImageEditOperator:
+    kwargs.setdefault("prompt", "make the sky purple")
+    kwargs.setdefault("deferrable", True)
+    kwargs.setdefault("poll_interval", 0.05)
+    return WaveSpeedImageEditOperator(task_id="edit", images=[image_url], **kwargs)
+
+
+def run_trigger(trigger: WaveSpeedPredictionTrigger) -> dict[str, Any]:
+    async def first_event() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger yielded nothing")
+
+    return asyncio.run(first_event())
+
+
+def run_deferred(operator: Any, context: dict[str, Any]) -> Any:
+    """execute() → TaskDeferred → the trigger → the named method, as Airflow does it."""
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    event = run_trigger(deferred.value.trigger)
+    return getattr(operator, deferred.value.method_name)(context, event=event, **(deferred.value.kwargs or {}))
+
+
+# ---------------------------------------------------------------- the deferrable flow
+
+
+def test_deferrable_edit_defers_then_returns_output_urls(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    operator = edit(emulator_image_url, timeout=120)
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, WaveSpeedPredictionTrigger)
+    prediction_id = context["ti"].xcoms["prediction_id"]
+    assert trigger.prediction_id == prediction_id and trigger.poll_interval == 0.05
+    assert trigger.end_time is not None and 100 < trigger.end_time - time.time() <= 120
+    assert deferred.value.method_name == "execute_complete"
+    link = context["ti"].xcoms[WaveSpeedPredictionLink().xcom_key]
+    assert link == f"{wavespeed_conn.base_url}/api/v3/predictions/{prediction_id}/result"
+
+    outputs = operator.execute_complete(context, event=run_trigger(trigger), **deferred.value.kwargs)
+    assert len(outputs) == 1 and outputs[0].startswith(wavespeed_conn.base_url + "/outputs/")
+    metadata = context["ti"].xcoms["prediction"]
+    assert metadata["id"] == prediction_id and metadata["status"] == "completed"
+    assert wavespeed_conn.submit_count() == 1
+
+
+def test_non_deferrable_edit_polls_in_the_task(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    wavespeed_conn.config.processing_polls = 3
+    outputs = edit(emulator_image_url, deferrable=False).execute(make_context())
+    assert len(outputs) == 1
+    assert wavespeed_conn.submit_count() == 1
+
+
+def test_sync_mode_finishes_without_polling_or_deferring(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    outputs = edit(emulator_image_url, enable_sync_mode=True).execute(make_context())
+    assert len(outputs) == 1
+    assert not [r for r in wavespeed_conn.requests if r.path.startswith("/api/v3/predictions/")]
+
+
+def test_sync_mode_that_times_out_falls_back_to_waiting_by_id(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    wavespeed_conn.config.processing_seconds = 1.0
+    wavespeed_conn.config.sync_timeout_seconds = 0.2
+    outputs = run_deferred(edit(emulator_image_url, enable_sync_mode=True), make_context())
+    assert len(outputs) == 1
+    assert wavespeed_conn.submit_count(include_rejected=True) == 1
+
+
+def test_wait_for_completion_false_returns_the_prediction_id(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    context = make_context()
+    prediction_id = edit(emulator_image_url, wait_for_completion=False).execute(context)
+    assert prediction_id == context["ti"].xcoms["prediction_id"]
+    assert context["ti"].xcoms["prediction"]["status"] in ("created", "processing")
+    assert not [r for r in wavespeed_conn.requests if r.path == RESULT.format(prediction_id)]
+
+
+def test_local_image_is_uploaded_and_extra_inputs_pass_through(wavespeed_conn: Emulator, sample_png_path: Path) -> None:
+    operator = edit(str(sample_png_path), extra_inputs={"output_format": "jpeg", "quality": "high"}, aspect_ratio="2:3")
+    outputs = run_deferred(operator, make_context())
+    assert outputs[0].endswith(".jpeg")
+    (prediction,) = wavespeed_conn.predictions.values()
+    assert prediction.image_urls[0].startswith(wavespeed_conn.base_url + "/media/")
+    assert prediction.aspect_ratio == "2:3"
+
+
+def test_aspect_ratio_none_lets_the_api_choose(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    run_deferred(edit(emulator_image_url, aspect_ratio=None), make_context())
+    (prediction,) = wavespeed_conn.predictions.values()
+    assert prediction.aspect_ratio in (None, "3:2")  # the emulator detects 3:2 from the 300x200 input
+
+
+def test_run_model_operator_runs_any_model(wavespeed_conn: Emulator) -> None:
+    operator = WaveSpeedRunModelOperator(
+        task_id="flux", model="wavespeed-ai/flux-dev", inputs={"prompt": "a lighthouse"}, deferrable=True, poll_interval=0.05
+    )
+    outputs = run_deferred(operator, make_context())
+    assert len(outputs) == 1 and wavespeed_conn.submit_count() == 1
+
+
+# ---------------------------------------------------------------- failures reach the user, with the id
+
+
+def test_failed_prediction_raises_with_its_id_and_the_api_error(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    context = make_context()
+    with pytest.raises(WaveSpeedPredictionFailedError, match="Emulated failure") as raised:
+        run_deferred(edit(emulator_image_url, prompt="[fail] it"), context)
+    assert raised.value.prediction_id == context["ti"].xcoms["prediction_id"]
+    assert raised.value.prediction_id in str(raised.value)
+    assert context["ti"].xcoms["prediction"]["status"] == "failed"
+
+
+def test_timeout_raises_with_the_prediction_id(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    wavespeed_conn.config.processing_seconds = 30
+    context = make_context()
+    with pytest.raises(WaveSpeedTimeoutError) as raised:
+        run_deferred(edit(emulator_image_url, timeout=0.3), context)
+    assert raised.value.prediction_id == context["ti"].xcoms["prediction_id"]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (None, "no usable event"),
+        ({"status": "weird"}, "no usable event"),
+        ("success", "no usable event"),
+        ({"status": "error", "prediction_id": "p1", "message": "boom"}, "p1 failed: boom"),
+        ({"status": "success", "prediction_id": "p1", "prediction": None}, "p1"),
+        ({"status": "timeout", "prediction_id": "p1", "message": "too slow"}, "too slow"),
+    ],
+    ids=["none", "unknown-status", "not-a-dict", "error", "success-without-metadata", "timeout"],
+)
+def test_execute_complete_never_passes_quietly(wavespeed_conn: Emulator, event: Any, message: str) -> None:
+    operator = edit("https://example.com/a.png")
+    with pytest.raises(WaveSpeedError, match=message):
+        operator.execute_complete(make_context(), event=event, prediction_id="p1")
+
+
+# ---------------------------------------------------------------- NSFW policy
+
+
+def completed(outputs: list[str], flags: list[bool]) -> Prediction:
+    return Prediction(id="p", model="m", status=PredictionStatus.COMPLETED, outputs=outputs, has_nsfw_contents=flags)
+
+
+@pytest.mark.parametrize(
+    ("policy", "flags", "expected"),
+    [
+        ("allow", [True, False], ["a", "b"]),
+        ("drop", [True, False], ["b"]),
+        ("drop", [False, False], ["a", "b"]),
+        ("drop", [True, True], WaveSpeedNSFWError),
+        ("fail", [False, True], WaveSpeedNSFWError),
+        ("fail", [False, False], ["a", "b"]),
+        ("drop", [True], ["b"]),  # fewer flags than outputs: an unflagged output is kept
+    ],
+    ids=["allow", "drop-one", "drop-none", "drop-all", "fail", "fail-clean", "short-flags"],
+)
+def test_nsfw_policy_table(policy: str, flags: list[bool], expected: Any) -> None:
+    if isinstance(expected, list):
+        assert accepted_outputs(completed(["a", "b"], flags), policy) == expected
+    else:
+        with pytest.raises(expected, match="NSFW"):
+            accepted_outputs(completed(["a", "b"], flags), policy)
+
+
+def test_nsfw_fail_policy_through_the_emulator(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    context = make_context()
+    with pytest.raises(WaveSpeedNSFWError):
+        run_deferred(edit(emulator_image_url, prompt="[nsfw] x", nsfw_policy="fail"), context)
+    assert context["ti"].xcoms["prediction"]["has_nsfw_contents"] == [True]
+    assert len(run_deferred(edit(emulator_image_url, prompt="[nsfw] x"), make_context())) == 1
+
+
+# ---------------------------------------------------------------- outputs to a local directory
+
+
+def test_output_uri_writes_real_images(wavespeed_conn: Emulator, emulator_image_url: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    context = make_context(dag_id="d", run_id="r1", task_id="t")
+    paths = run_deferred(edit(emulator_image_url, output_uri=str(tmp_path), aspect_ratio="3:2"), context)
+    prediction_id = context["ti"].xcoms["prediction_id"]
+    assert paths == [str(tmp_path / f"{prediction_id}_0.png")]
+    assert Image.open(paths[0]).size == (96, 64)  # 1536x1024 at 1/16
+
+
+def test_base64_outputs_are_decoded_to_storage_not_xcom(
+    wavespeed_conn: Emulator, emulator_image_url: str, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    wavespeed_conn.config.base64_data_uri_prefix = True
+    context = make_context()
+    paths = run_deferred(edit(emulator_image_url, enable_base64_output=True, output_uri=f"file://{tmp_path}"), context)
+    assert Image.open(paths[0]).format == "PNG"
+    assert all(len(str(value)) < 2000 for value in context["ti"].xcoms.values())
+
+
+def test_key_template_and_replace_false(wavespeed_conn: Emulator, emulator_image_url: str, tmp_path: Path) -> None:
+    from airflow_wavespeed.utils.storage import OutputExistsError
+
+    operator = edit(emulator_image_url, output_uri=str(tmp_path), key_template="{dag_id}/../../{task_id}_{n}.{ext}")
+    (path,) = run_deferred(operator, make_context(dag_id="d", task_id="t"))
+    assert Path(path).parent.parent == tmp_path and Path(path).name == "t_0.png", "'..' cannot climb out"
+    from airflow_wavespeed.utils.storage import store_outputs
+
+    with pytest.raises(OutputExistsError):
+        store_outputs(
+            [emulator_image_url], str(tmp_path), names={"dag_id": "d", "task_id": "t"},
+            name_template="{dag_id}/{task_id}_{n}.{ext}", replace=False,
+        )
+
+
+def test_output_size_cap(wavespeed_conn: Emulator, emulator_image_url: str, tmp_path: Path) -> None:
+    from airflow_wavespeed.utils.storage import OutputTooLargeError
+
+    with pytest.raises(OutputTooLargeError, match="max_output_bytes"):
+        run_deferred(edit(emulator_image_url, output_uri=str(tmp_path), max_output_bytes=100), make_context())
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- a retry never bills twice
+
+
+def test_retry_resumes_a_running_prediction_without_submitting(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    wavespeed_conn.config.processing_seconds = 1.0
+    store = DictStateStore()
+    first = make_context(store=store)
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url).execute(first)  # the first try dies here, after submitting
+    assert store.values[STATE_STORE_KEY] == first["ti"].xcoms["prediction_id"]
+
+    second = make_context(store=store, try_number=2)
+    outputs = run_deferred(edit(emulator_image_url), second)
+    assert second["ti"].xcoms["prediction_id"] == first["ti"].xcoms["prediction_id"]
+    assert len(outputs) == 1
+    assert wavespeed_conn.submit_count(include_rejected=True) == 1
+    assert STATE_STORE_KEY not in store.values, "cleared on success, so a deliberate re-run submits afresh"
+
+
+def test_retry_of_a_finished_prediction_returns_its_outputs(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    store = DictStateStore()
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url).execute(make_context(store=store))
+    time.sleep(0.1)
+    WaveSpeedHook().wait_for_prediction(store.values[STATE_STORE_KEY], poll_interval=0.05)
+    outputs = edit(emulator_image_url).execute(make_context(store=store, try_number=2))
+    assert len(outputs) == 1 and wavespeed_conn.submit_count(include_rejected=True) == 1
+
+
+def test_retry_after_a_failed_prediction_submits_a_new_one(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    store = DictStateStore()
+    with pytest.raises(WaveSpeedPredictionFailedError):
+        run_deferred(edit(emulator_image_url, prompt="[fail] x"), make_context(store=store))
+    with pytest.raises(WaveSpeedPredictionFailedError):
+        run_deferred(edit(emulator_image_url, prompt="[fail] x"), make_context(store=store, try_number=2))
+    assert wavespeed_conn.submit_count() == 2
+
+
+def test_without_a_state_store_a_retry_submits_again(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    """Airflow 3.1/3.2: no task state store, so each try submits (the README says so)."""
+    for try_number in (1, 2):
+        with pytest.raises(TaskDeferred):
+            edit(emulator_image_url).execute(make_context(try_number=try_number))
+    assert wavespeed_conn.submit_count() == 2
+
+
+# ---------------------------------------------------------------- templated arguments
+
+
+def test_templated_arguments_are_checked_after_rendering(wavespeed_conn: Emulator) -> None:
+    from airflow_wavespeed.exceptions import WaveSpeedInputError
+
+    operator = WaveSpeedImageEditOperator(
+        task_id="t", images="{{ params.images }}", prompt="{{ params.prompt }}", aspect_ratio="{{ params.ar }}"
+    )
+    operator.images, operator.prompt, operator.aspect_ratio = ["https://example.com/a.png"], "ok", "7:5"
+    with pytest.raises(WaveSpeedInputError, match="aspect_ratio"):
+        operator.execute(make_context())
+    assert wavespeed_conn.requests == []
+
+
+# ---------------------------------------------------------------- the sensor
+
+
+def submitted(image_url: str, prompt: str = "x") -> str:
+    return WaveSpeedHook().submit("openai/gpt-image-2/edit", {"images": [image_url], "prompt": prompt}).id
+
+
+def sensor(prediction_id: str, **kwargs: Any) -> WaveSpeedPredictionSensor:
+    kwargs.setdefault("poke_interval", 0.05)
+    return WaveSpeedPredictionSensor(task_id="wait", prediction_id=prediction_id, timeout=30, **kwargs)
+
+
+def test_sensor_poke_mode_returns_outputs(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    wavespeed_conn.config.processing_polls = 3
+    outputs = sensor(submitted(emulator_image_url), deferrable=False).execute(make_context())
+    assert len(outputs) == 1 and outputs[0].startswith("http")
+
+
+def test_sensor_deferrable_defers_then_returns_outputs(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    wavespeed_conn.config.processing_polls = 2
+    context = make_context()
+    outputs = run_deferred(sensor(submitted(emulator_image_url), deferrable=True), context)
+    assert len(outputs) == 1 and context["ti"].xcoms["prediction"]["status"] == "completed"
+
+
+def test_sensor_on_a_finished_prediction_does_not_defer(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    prediction_id = submitted(emulator_image_url)
+    WaveSpeedHook().wait_for_prediction(prediction_id, poll_interval=0.05)
+    assert len(sensor(prediction_id, deferrable=True).execute(make_context())) == 1
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_sensor_failed_prediction_raises_or_skips(wavespeed_conn: Emulator, emulator_image_url: str, deferrable: bool) -> None:
+    prediction_id = submitted(emulator_image_url, "[fail] x")
+    run = run_deferred if deferrable else (lambda op, ctx: op.execute(ctx))
+    with pytest.raises(WaveSpeedPredictionFailedError, match=prediction_id):
+        run(sensor(prediction_id, deferrable=deferrable), make_context())
+    with pytest.raises(AirflowSkipException, match=prediction_id):
+        run(sensor(prediction_id, deferrable=deferrable, soft_fail=True), make_context())
+
+
+def test_sensor_rejects_a_bad_prediction_id_at_construction() -> None:
+    from airflow_wavespeed.exceptions import WaveSpeedInputError
+
+    with pytest.raises(WaveSpeedInputError, match="prediction_id"):
+        sensor("../etc/passwd")
+    assert sensor("{{ ti.xcom_pull('submit') }}").prediction_id.startswith("{{")
+
+
+def test_operator_modules_import_no_heavy_clients() -> None:
+    """What every DAG parse pays: no requests, aiohttp, boto3 or Pillow at import time."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow.sdk\n"
+        "import airflow_wavespeed.operators.image_edit, airflow_wavespeed.operators.run_model\n"
+        "import airflow_wavespeed.sensors.prediction, airflow_wavespeed.triggers.prediction\n"
+        "print(sorted(m for m in ('requests', 'aiohttp', 'boto3', 'PIL') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
