@@ -11,7 +11,19 @@ from pathlib import Path
 _HOME = tempfile.mkdtemp(prefix="airflow-wavespeed-tests-")
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "example_dags")
+_ROOT = Path(__file__).resolve().parents[1]
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_ROOT / "example_dags")
+# Two bundles: the example DAGs users see, and DAGs that only tests need (dag.test() wants them in one).
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": name,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(_ROOT / folder), "refresh_interval": 0},
+        }
+        for name, folder in (("wavespeed_examples", "example_dags"), ("wavespeed_test_dags", "tests/dags"))
+    ]
+)
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
