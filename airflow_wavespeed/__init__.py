@@ -34,6 +34,29 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": "WaveSpeed AI", "python-modules": ["airflow_wavespeed.hooks.wavespeed"]}
         ],
+        "operators": [
+            {
+                "integration-name": "WaveSpeed AI",
+                "python-modules": [
+                    "airflow_wavespeed.operators.run_model",
+                    "airflow_wavespeed.operators.image_edit",
+                ],
+            }
+        ],
+        "sensors": [
+            {"integration-name": "WaveSpeed AI", "python-modules": ["airflow_wavespeed.sensors.prediction"]}
+        ],
+        "triggers": [
+            {"integration-name": "WaveSpeed AI", "python-modules": ["airflow_wavespeed.triggers.prediction"]}
+        ],
+        "transfers": [
+            {
+                "source-integration-name": "WaveSpeed AI",
+                "target-integration-name": "Amazon Simple Storage Service (S3)",
+                "python-module": "airflow_wavespeed.transfers.wavespeed_to_s3",
+            }
+        ],
+        "extra-links": ["airflow_wavespeed.links.WaveSpeedPredictionLink"],
         "connection-types": [
             {
                 "connection-type": "wavespeed",

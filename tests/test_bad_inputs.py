@@ -1,0 +1,96 @@
+"""Bad input is refused before any request: each error names the argument, the emulator sees nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_wavespeed.emulator import Emulator
+from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
+from tests.conftest import connection_json
+from tests.task_context import make_context
+
+GOOD: dict[str, Any] = {"images": ["https://example.com/in.png"], "prompt": "make it blue"}
+
+CONSTRUCTION_CASES = [
+    ({"images": []}, "images"),
+    ({"images": None}, "images"),
+    ({"images": [f"https://example.com/{n}.png" for n in range(17)]}, "at most 16"),
+    ({"images": ["ftp://example.com/a.png"]}, "images\\[0\\].*ftp://"),
+    ({"images": ["s3://bucket"]}, "images\\[0\\].*s3://bucket/key"),
+    ({"images": ["https://"]}, "images\\[0\\]"),
+    ({"images": [42]}, "images\\[0\\]"),
+    ({"images": [""]}, "images\\[0\\]"),
+    ({"prompt": ""}, "prompt"),
+    ({"prompt": "   \n\t"}, "prompt"),
+    ({"prompt": "x" * 32_001}, "prompt.*32000"),
+    ({"prompt": None}, "prompt"),
+    ({"aspect_ratio": "7:5"}, "aspect_ratio.*1:1, 2:3, 3:2"),
+    ({"aspect_ratio": "square"}, "aspect_ratio"),
+    ({"enable_sync_mode": "yes"}, "enable_sync_mode"),
+    ({"enable_base64_output": 1}, "enable_base64_output"),
+    ({"wait_for_completion": "false"}, "wait_for_completion"),
+    ({"nsfw_policy": "ignore"}, "nsfw_policy.*allow, fail, drop"),
+    ({"poll_interval": 0}, "poll_interval"),
+    ({"poll_interval": -5}, "poll_interval"),
+    ({"timeout": 0}, "timeout"),
+    ({"timeout": float("nan")}, "timeout"),
+    ({"enable_base64_output": True}, "enable_base64_output=True needs output_uri"),
+    ({"extra_inputs": ["quality", "high"]}, "extra_inputs must be a dict"),
+    ({"extra_inputs": {"prompt": "sneaky"}}, "extra_inputs may not set prompt"),
+    ({"output_uri": "ftp://host/dir"}, "output_uri"),
+    ({"input_mode": "copy"}, "input_mode.*presign, upload"),
+    ({"max_output_bytes": 0}, "max_output_bytes"),
+    ({"key_template": "{unknown_field}.png"}, "key_template.*allowed fields"),
+]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    CONSTRUCTION_CASES,
+    ids=lambda value: None if isinstance(value, dict) else str(value)[:30],
+)
+def test_rejected_at_construction(wavespeed_conn: Emulator, override: dict[str, Any], message: str) -> None:
+    from airflow_wavespeed.exceptions import WaveSpeedInputError
+
+    with pytest.raises(WaveSpeedInputError, match=message):
+        WaveSpeedImageEditOperator(task_id="edit", **{**GOOD, **override})
+    assert wavespeed_conn.requests == []
+
+
+EXECUTE_CASES = [
+    pytest.param({"images": ["/no/such/file.png"]}, None, "images\\[0\\]: no file", id="missing-local-file"),
+    pytest.param({"images": ["file:///no/such.png"]}, None, "images\\[0\\]: no file", id="missing-file-uri"),
+    pytest.param({"wavespeed_conn_id": "no_such_connection"}, None, "no_such_connection", id="unknown-connection"),
+    pytest.param({}, {"password": None}, "has no WaveSpeed API key", id="connection-without-key"),
+    pytest.param({}, {"host": "api.wavespeed.ai"}, "must be a full base URL", id="base-url-without-scheme"),
+]
+
+
+@pytest.mark.parametrize(("override", "connection", "message"), EXECUTE_CASES)
+def test_rejected_at_execute_before_any_request(
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    override: dict[str, Any],
+    connection: dict[str, Any] | None,
+    message: str,
+) -> None:
+    conn = {"base_url": emulator.base_url, "api_key": "test-key"}
+    if connection:
+        conn.update({"base_url": connection.get("host", emulator.base_url), "api_key": connection.get("password", "test-key")})
+    monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(conn["base_url"], conn["api_key"]))
+    operator = WaveSpeedImageEditOperator(task_id="edit", **{**GOOD, **override})
+    with pytest.raises(Exception, match=message):
+        operator.execute(make_context())
+    assert emulator.requests == []
+
+
+def test_templated_values_are_checked_after_rendering(wavespeed_conn: Emulator) -> None:
+    from airflow_wavespeed.exceptions import WaveSpeedInputError
+
+    operator = WaveSpeedImageEditOperator(task_id="edit", images="{{ params.images }}", prompt="{{ params.prompt }}")
+    operator.images, operator.prompt = ["gopher://x/y.png"], "fine"
+    with pytest.raises(WaveSpeedInputError, match="images\\[0\\].*gopher"):
+        operator.execute(make_context())
+    assert wavespeed_conn.requests == []
