@@ -75,6 +75,8 @@ def test_deferrable_edit_defers_then_returns_output_urls(wavespeed_conn: Emulato
     assert len(outputs) == 1 and outputs[0].startswith(wavespeed_conn.base_url + "/outputs/")
     metadata = context["ti"].xcoms["prediction"]
     assert metadata["id"] == prediction_id and metadata["status"] == "completed"
+    assert set(metadata["task_timings"]) == {"worker_seconds", "trigger_seconds"}
+    assert metadata["task_timings"]["trigger_seconds"] > 0
     assert wavespeed_conn.submit_count() == 1
 
 

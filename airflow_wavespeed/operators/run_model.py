@@ -127,6 +127,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
         return self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
 
     def execute(self, context: Context) -> Any:
+        started = time.monotonic()
         self.validate_arguments()
         prediction = self._resume_or_submit(context)
         if not self.wait_for_completion:
@@ -135,27 +136,39 @@ class WaveSpeedRunModelOperator(BaseOperator):
             return prediction.id
         if not prediction.status.is_terminal():
             if self.deferrable:
-                self._defer(prediction.id)
+                self._defer(prediction.id, worker_seconds=time.monotonic() - started)
             prediction = self.hook.wait_for_prediction(
                 prediction.id, poll_interval=self.poll_interval, timeout=self.timeout_seconds
             )
-        return self._complete(context, prediction)
+        return self._complete(context, prediction, {"worker_seconds": time.monotonic() - started})
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, prediction_id: str | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        prediction_id: str | None = None,
+        worker_seconds: float = 0.0,
     ) -> Any:
         """Resume after the trigger fired: finish, or raise with the prediction id and the reason."""
         from airflow_wavespeed.utils.completion import prediction_from_event
 
+        started = time.monotonic()
         prediction = prediction_from_event(event, expected_id=prediction_id)
         if self.enable_base64_output and prediction.status.is_success():
             # The trigger left base64 outputs out of its event; fetch them here, on the worker.
             prediction = self.hook.get_prediction(prediction.id)
-        return self._complete(context, prediction)
+        waited = event.get("waited_seconds") if isinstance(event, dict) else None
+        return self._complete(
+            context,
+            prediction,
+            {"worker_seconds": worker_seconds, "trigger_seconds": waited},
+            resumed_at=started,
+        )
 
-    def _defer(self, prediction_id: str) -> None:
+    def _defer(self, prediction_id: str, *, worker_seconds: float) -> None:
         from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
 
+        self.log.info("Deferring to the triggerer after %.2f s on the worker", worker_seconds)
         self.defer(
             trigger=WaveSpeedPredictionTrigger(
                 prediction_id=prediction_id,
@@ -165,7 +178,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
                 include_outputs=not self.enable_base64_output,
             ),
             method_name="execute_complete",
-            kwargs={"prediction_id": prediction_id},
+            kwargs={"prediction_id": prediction_id, "worker_seconds": worker_seconds},
             # Airflow's own backstop, after the trigger's deadline: the trigger normally reports first.
             timeout=timedelta(seconds=self.timeout_seconds + 120),
         )
@@ -209,15 +222,39 @@ class WaveSpeedRunModelOperator(BaseOperator):
         WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, prediction.id))
         return prediction
 
-    def _complete(self, context: Context, prediction: Prediction) -> list[str]:
+    def _complete(
+        self,
+        context: Context,
+        prediction: Prediction,
+        task_timings: dict[str, float | None],
+        resumed_at: float | None = None,
+    ) -> list[str]:
+        """Check, store and return the outputs; record where the task's time went.
+
+        ``task_timings`` in the ``prediction`` XCom: seconds on a worker (submit, then finishing) and
+        seconds waited in the triggerer, so users can see what deferring saved them.
+        """
         from airflow_wavespeed.utils.completion import accepted_outputs
 
-        context["ti"].xcom_push(key="prediction", value=prediction.to_xcom())
-        outputs = accepted_outputs(prediction, self.nsfw_policy)
-        if self.output_uri:
-            outputs = self.store(context, prediction.id, outputs)
+        metadata = prediction.to_xcom()
+        try:
+            outputs = accepted_outputs(prediction, self.nsfw_policy)
+            if self.output_uri:
+                outputs = self.store(context, prediction.id, outputs)
+        finally:
+            if resumed_at is not None:
+                task_timings["worker_seconds"] = (task_timings["worker_seconds"] or 0.0) + (
+                    time.monotonic() - resumed_at
+                )
+            metadata["task_timings"] = {k: round(v, 3) for k, v in task_timings.items() if v is not None}
+            context["ti"].xcom_push(key="prediction", value=metadata)
         self._forget_prediction(context)
-        self.log.info("Prediction %s completed with %d output(s)", prediction.id, len(outputs))
+        self.log.info(
+            "Prediction %s completed with %d output(s); task timings: %s",
+            prediction.id,
+            len(outputs),
+            metadata["task_timings"],
+        )
         return outputs
 
     def store(self, context: Context, prediction_id: str, outputs: list[str]) -> list[str]:

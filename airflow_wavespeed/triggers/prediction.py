@@ -23,7 +23,8 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
     """
     Poll ``GET /api/v3/predictions/{id}/result`` until the prediction is terminal or ``end_time`` passes.
 
-    The event payload is ``{"status", "prediction_id", "outputs", "message", "prediction"}`` where
+    The event payload is ``{"status", "prediction_id", "outputs", "message", "prediction",
+    "waited_seconds"}`` where
     ``status`` is ``success``, ``failed``, ``timeout`` or ``error`` and ``prediction`` is the small
     metadata dict of :meth:`Prediction.to_xcom`.
 
@@ -71,11 +72,13 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
 
+        started = time.monotonic()
         try:
             async with shared_client_session_lease():
                 event = await self._wait()
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason
             event = self._event("error", f"waiting for prediction {self.prediction_id} failed: {error}")
+        event["waited_seconds"] = round(time.monotonic() - started, 3)
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
     async def _wait(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
+from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
 from airflow_wavespeed.utils.validation import image_kind
 
 if TYPE_CHECKING:
@@ -95,4 +96,9 @@ def _upload_s3_object(s3: Any, bucket: str, key: str, hook: WaveSpeedHook) -> st
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         s3.download_fileobj(bucket, key, spool)
         spool.seek(0)
-        return hook.upload_media(spool, filename=Path(key).name)  # type: ignore[arg-type]
+        filename = Path(key).name
+        if Path(filename).suffix.lower() not in UPLOADABLE_TYPES:
+            # Keys often carry no extension; the upload endpoint needs one, so name it by its bytes.
+            filename = f"{Path(filename).stem or 'input'}{sniff_image_extension(spool.read(16)) or '.bin'}"
+            spool.seek(0)
+        return hook.upload_media(spool, filename=filename)  # type: ignore[arg-type]

@@ -18,11 +18,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedInputError
-from airflow_wavespeed.utils.media import sniff_image_extension
+from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset
 
 DEFAULT_S3_KEY_TEMPLATE = "{dag_id}/{run_id}/{task_id}/{map_index}/{prediction_id}_{n}.{ext}"
 DEFAULT_FILE_TEMPLATE = "{prediction_id}_{n}.{ext}"
@@ -32,6 +35,7 @@ CHUNK_BYTES = 1024 * 1024
 S3_PART_BYTES = 8 * 1024 * 1024
 _TEMPLATE_FIELDS = ("dag_id", "run_id", "task_id", "map_index", "prediction_id", "n", "ext")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:+=@-]")
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 
 
 class OutputTooLargeError(WaveSpeedError):
@@ -59,7 +63,8 @@ class _CappedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
+        # At most one chunk per call: a large read() above must not pull a whole part through a copy.
+        data = self._raw.read(min(len(buffer), CHUNK_BYTES))
         self.count += len(data)
         if self.count > self._limit:
             raise OutputTooLargeError(
@@ -92,16 +97,20 @@ def open_output(output: str, *, max_output_bytes: int, read_timeout: float = 120
                     f"output {output} is {length} bytes, over max_output_bytes={max_output_bytes}"
                 )
             response.raw.decode_content = True
-            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-            ext = _extension(urlparse(output).path, content_type)
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             capped = io.BufferedReader(_CappedReader(response.raw, max_output_bytes, output), CHUNK_BYTES)
-            yield _Opened(capped, content_type or mimetypes.types_map.get(f".{ext}", "application/octet-stream"), ext)
+            # The bytes decide for images (CDNs often answer application/octet-stream); then the URL.
+            sniffed = _sniff(capped.peek(16)[:16])
+            ext = sniffed or _extension(urlparse(output).path, content_type)
+            if sniffed or content_type in ("", "application/octet-stream", "binary/octet-stream"):
+                content_type = _content_type(ext)
+            yield _Opened(capped, content_type, ext)
         return
     if "://" in output[:16]:
         raise WaveSpeedInputError(f"only http(s) outputs can be copied, got {output[:80]!r}")
     data = _decode_base64(output, max_output_bytes)
     ext = _sniff(data[:16]) or "bin"
-    yield _Opened(io.BytesIO(data), mimetypes.types_map.get(f".{ext}", "application/octet-stream"), ext)
+    yield _Opened(io.BytesIO(data), _content_type(ext), ext)
 
 
 def store_outputs(
@@ -137,6 +146,27 @@ def store_outputs(
             else:
                 stored.append(_put_local(opened, destination, name, replace=replace))
     return stored
+
+
+def destination_asset(destination: Any) -> Asset | None:
+    """
+    The Airflow Asset that outputs stored under an ``s3://`` destination belong to, or None.
+
+    Lets downstream DAGs be scheduled on stored outputs. A destination templated past its bucket
+    (``s3://bucket/edits/{{ ds }}``) maps to the fixed part (``s3://bucket/edits``): an asset must be
+    known when the DAG is parsed; each event's extra then names the exact objects.
+    """
+    if not isinstance(destination, str) or not destination.startswith("s3://"):
+        return None
+    fixed = re.split(r"\{\{|\{%", destination, maxsplit=1)[0]
+    if fixed != destination:
+        fixed = fixed[: fixed.rfind("/")]
+    uri = fixed.rstrip("/")
+    if not _S3_BUCKET.fullmatch(uri.removeprefix("s3://").partition("/")[0]):
+        return None
+    from airflow.providers.common.compat.sdk import Asset
+
+    return Asset(uri)
 
 
 def check_name_template(template: Any, *, argument: str = "key_template") -> str:
@@ -215,6 +245,10 @@ def _extension(path: str, content_type: str) -> str:
         return "jpg" if suffix == "jpeg" else suffix
     guessed = mimetypes.guess_extension(content_type) if content_type else None
     return (guessed or ".bin").lstrip(".").replace("jpeg", "jpg")
+
+
+def _content_type(ext: str) -> str:
+    return UPLOADABLE_TYPES.get(f".{ext}") or mimetypes.types_map.get(f".{ext}", "application/octet-stream")
 
 
 def _sniff(head: bytes) -> str | None:

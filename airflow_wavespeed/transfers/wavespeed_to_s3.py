@@ -1,0 +1,231 @@
+"""WaveSpeedToS3Operator: copy prediction outputs into S3 before WaveSpeed deletes them (after 7 days).
+
+The copy itself is :func:`airflow_wavespeed.utils.storage.store_outputs`, the same path the edit
+operator's ``output_uri="s3://…"`` takes, so key names, size caps, Content-Type and streaming agree
+whichever way a DAG stores its outputs. This operator adds what a separate task needs: finding the
+prediction id upstream, and an Asset outlet so other DAGs can be scheduled on what arrived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_wavespeed.exceptions import WaveSpeedInputError
+from airflow_wavespeed.utils.storage import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    check_name_template,
+    describe,
+    destination_asset,
+)
+from airflow_wavespeed.utils.validation import check_bool, is_templated, validate_prediction_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_S3_PREFIX = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+_BASE64_HEAD = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+#: Real base64 images are far longer; a short string is more likely a prediction id passed by mistake.
+MIN_BASE64_CHARS = 64
+
+
+class WaveSpeedToS3Operator(BaseOperator):
+    """
+    Stream WaveSpeed outputs (URLs, or base64 strings) into S3 and return their ``s3://`` URIs.
+
+    Default keys are ``{dag_id}/{run_id}/{task_id}/{map_index}/{prediction_id}_{n}.{ext}`` under
+    ``dest_s3_prefix``. The prediction id is ``prediction_id`` if given, else the XCom ``prediction_id``
+    of the upstream WaveSpeed task (same map index), else a short hash of the outputs, so a re-run
+    with the same outputs writes the same keys.
+
+    The destination is declared as an Asset outlet (``s3://bucket/prefix``, its fixed part when
+    templated) unless ``outlets=`` is given; each run's asset event carries the stored URIs in
+    ``extra["uris"]``. A mapped instance (``.partial().expand()``) decides its outlets only at run time,
+    so pass ``outlets=[Asset(...)]`` to ``partial`` for the asset to show in the DAG's lineage.
+
+    :param outputs: output URLs (http/https) or base64 strings; usually ``edit_task.output``. Templated.
+    :param dest_s3_prefix: ``s3://bucket[/prefix]`` to store under. Templated.
+    :param aws_conn_id: the Amazon connection used to write.
+    :param key_template: ``str.format`` template of each key under the prefix; fields dag_id, run_id,
+        task_id, map_index, prediction_id, n, ext. Keys cannot leave the prefix. Templated.
+    :param replace: overwrite existing objects; when False an existing key fails the task.
+    :param max_output_bytes: stop (keeping nothing of it) any output larger than this.
+    :param prediction_id: the id to name keys by, when it cannot be found upstream. Templated.
+    """
+
+    template_fields: Sequence[str] = ("outputs", "dest_s3_prefix", "key_template", "prediction_id")
+    template_fields_renderers = {"outputs": "json"}
+    ui_color = "#f4e8ff"
+
+    def __init__(
+        self,
+        *,
+        outputs: Any,
+        dest_s3_prefix: str,
+        aws_conn_id: str | None = "aws_default",
+        key_template: str | None = None,
+        replace: bool = True,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        prediction_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("outlets") is None:
+            asset = destination_asset(dest_s3_prefix)
+            if asset is not None:
+                kwargs["outlets"] = [asset]
+        super().__init__(**kwargs)
+        self.outputs = outputs
+        self.dest_s3_prefix = dest_s3_prefix
+        self.aws_conn_id = aws_conn_id
+        self.key_template = key_template
+        self.replace = replace
+        self.max_output_bytes = max_output_bytes
+        self.prediction_id = prediction_id
+        # Remembered before rendering replaces the XComArg with its value: where to look for the id.
+        self._source_task_ids = _referenced_task_ids(outputs)
+        self._check_arguments(rendered=False)
+
+    def execute(self, context: Context) -> list[str]:
+        from airflow_wavespeed.operators.run_model import emit_asset_events, output_names
+        from airflow_wavespeed.utils.storage import store_outputs
+
+        self._check_arguments(rendered=True)
+        outputs = check_outputs(self.outputs)
+        if not outputs:
+            self.log.warning("No outputs to store (the upstream task returned none)")
+            return []
+        prediction_id = self.prediction_id or self._upstream_prediction_id(context) or _short_hash(outputs)
+        stored = store_outputs(
+            outputs,
+            self.dest_s3_prefix,
+            names=output_names(context, prediction_id),
+            name_template=self.key_template,
+            replace=self.replace,
+            max_output_bytes=self.max_output_bytes,
+            aws_conn_id=self.aws_conn_id,
+        )
+        emit_asset_events(context, self, stored)
+        for output, uri in zip(outputs, stored, strict=True):
+            self.log.info("Stored %s as %s", describe(output), uri)
+        return stored
+
+    def _upstream_prediction_id(self, context: Context) -> str | None:
+        """The ``prediction_id`` XCom of the task the outputs came from, if exactly one task has one."""
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", None)
+        own_index = [map_index] if isinstance(map_index, int) and map_index >= 0 else []
+        found: dict[str, str] = {}
+        for task_id in self._source_task_ids or tuple(sorted(self.upstream_task_ids)):
+            # A mapped copy of a mapped edit pairs up by map index; else the upstream is not mapped.
+            for map_indexes in (*own_index, None):
+                value = ti.xcom_pull(task_ids=task_id, key="prediction_id", map_indexes=map_indexes)
+                if isinstance(value, str) and value:
+                    found[task_id] = value
+                    break
+        if len(found) == 1:
+            return next(iter(found.values()))
+        if found:
+            self.log.info(
+                "Several upstream tasks have a prediction_id (%s); naming keys by a hash", sorted(found)
+            )
+        return None
+
+    def _check_arguments(self, *, rendered: bool) -> None:
+        """Construction checks literal values; execute checks everything once templates are rendered."""
+
+        def ready(value: Any) -> bool:
+            return rendered or not is_templated(value)
+
+        if ready(self.outputs):
+            check_outputs(self.outputs)
+        if ready(self.dest_s3_prefix):
+            check_s3_prefix(self.dest_s3_prefix)
+        if self.aws_conn_id is not None and (not isinstance(self.aws_conn_id, str) or not self.aws_conn_id):
+            raise WaveSpeedInputError(
+                f"aws_conn_id must be a connection id or None, got {self.aws_conn_id!r}"
+            )
+        if self.key_template is not None and ready(self.key_template):
+            check_name_template(self.key_template, argument="key_template")
+        check_bool(self.replace, argument="replace")
+        if (
+            isinstance(self.max_output_bytes, bool)
+            or not isinstance(self.max_output_bytes, int)
+            or self.max_output_bytes <= 0
+        ):
+            raise WaveSpeedInputError(
+                f"max_output_bytes must be a positive int (bytes), got {self.max_output_bytes!r}"
+            )
+        if self.prediction_id is not None and ready(self.prediction_id):
+            validate_prediction_id(self.prediction_id)
+
+
+def check_outputs(outputs: Any, *, argument: str = "outputs") -> list[str]:
+    """``outputs`` as a list: http(s) URLs or base64 strings (a ``data:`` URI or bare base64)."""
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    if not isinstance(outputs, Sequence):
+        raise WaveSpeedInputError(
+            f"{argument} must be a list of output URLs or base64 strings (e.g. edit_task.output), "
+            f"got {type(outputs).__name__}"
+        )
+    checked = []
+    for n, output in enumerate(outputs):
+        if isinstance(output, (list, tuple)):
+            raise WaveSpeedInputError(
+                f"{argument}[{n}] is a list: {argument} holds one list per mapped task instance; map this "
+                f"operator too: WaveSpeedToS3Operator.partial(...).expand({argument}=edit_task.output)"
+            )
+        if not isinstance(output, str) or not output.strip():
+            raise WaveSpeedInputError(
+                f"{argument}[{n}] must be a non-empty string (http(s) URL or base64), got {output!r}"
+            )
+        match = _SCHEME.match(output)
+        scheme = match.group(1).lower() if match else ""
+        if scheme in ("http", "https"):
+            if not re.match(r"^https?://[^/\s?#]+", output, re.IGNORECASE) or re.search(r"\s", output):
+                raise WaveSpeedInputError(f"{argument}[{n}] is not a valid URL: {output[:200]!r}")
+        elif scheme:
+            raise WaveSpeedInputError(
+                f"{argument}[{n}] has scheme {scheme}://; only http(s) URLs are downloaded (and base64 "
+                f"outputs decoded), got {output[:200]!r}"
+            )
+        elif output.startswith("data:"):
+            if ";base64," not in output[:100]:
+                raise WaveSpeedInputError(
+                    f"{argument}[{n}] is a data: URI without ';base64,': {output[:100]!r}"
+                )
+        elif len(output) < MIN_BASE64_CHARS or not _BASE64_HEAD.match(output[:MIN_BASE64_CHARS]):
+            raise WaveSpeedInputError(
+                f"{argument}[{n}] is neither an http(s) URL nor base64 image data, got {output[:80]!r} "
+                f"(a prediction id? store the outputs of a task that waits for completion)"
+            )
+        checked.append(output)
+    return checked
+
+
+def check_s3_prefix(value: Any, *, argument: str = "dest_s3_prefix") -> str:
+    """``s3://bucket[/prefix]`` with a valid bucket name and no ``.``/``..`` path segments."""
+    if not isinstance(value, str) or not _S3_PREFIX.match(value):
+        raise WaveSpeedInputError(f"{argument} must be s3://bucket[/prefix], got {value!r}")
+    segments = value.removeprefix("s3://").split("/")[1:]
+    if any(segment in (".", "..") for segment in segments):
+        raise WaveSpeedInputError(f"{argument} may not contain '.' or '..' segments, got {value!r}")
+    return value
+
+
+def _referenced_task_ids(value: Any) -> tuple[str, ...]:
+    """Task ids an XComArg (``task.output``, ``task.output["key"]``, …) reads from; () for literals."""
+    references = getattr(value, "iter_references", None)
+    if not callable(references):
+        return ()
+    return tuple(dict.fromkeys(operator.task_id for operator, _ in references()))
+
+
+def _short_hash(outputs: list[str]) -> str:
+    """A stable name when no prediction id is known: the same outputs give the same keys."""
+    return hashlib.sha256("\n".join(outputs).encode()).hexdigest()[:12]
