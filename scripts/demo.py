@@ -66,8 +66,12 @@ def main() -> int:
 
 
 def run_dag(target: str) -> int:
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
+
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     print(f"Running the DAG wavespeed_image_edit against {target} ...", flush=True)
     db.initdb() if hasattr(db, "initdb") else db.resetdb()

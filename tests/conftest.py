@@ -64,3 +64,12 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.initdb() if hasattr(db, "initdb") else db.resetdb()
+
+
+def load_dag_bag(folder: Path | str) -> object:
+    """A DagBag of one folder, on Airflow 3.1 (airflow.models) as on 3.2+ (airflow.dag_processing)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    return DagBag(str(folder), include_examples=False) if "include_examples" in DagBag.__init__.__code__.co_varnames else DagBag(str(folder))

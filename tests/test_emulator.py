@@ -25,7 +25,7 @@ from PIL import Image, ImageChops, ImageOps, ImageStat
 from airflow_wavespeed.emulator import Emulator, EmulatorConfig
 from airflow_wavespeed.emulator.images import output_size, render_sample_input
 from airflow_wavespeed.emulator.state import EMULATED_FAILURE
-from tests.emulator_fixtures import upload_to_emulator
+from tests.emulator_fixtures import EMULATOR_API_KEY, upload_to_emulator
 
 # Fixtures `emulator`, `emulator_image_url`, `sample_png` come from tests/emulator_fixtures.py via conftest.py.
 EDIT = "openai/gpt-image-2/edit"
@@ -591,16 +591,18 @@ def test_upload_5xx_stores_nothing(emulator: Emulator, sample_png: bytes) -> Non
     assert emulator.uploads == {}
 
 
-def test_seed_makes_faults_reproducible(emulator: Emulator, emulator_image_url: str) -> None:
-    prediction_id = _created(emulator, emulator_image_url)
+def test_seed_makes_faults_reproducible(sample_png: bytes) -> None:
+    # A server of its own: on the shared one, stray requests from earlier tests could draw from the RNG.
+    with Emulator(api_key=EMULATOR_API_KEY, config=EmulatorConfig(processing_polls=1, scale=0.0625)) as emulator:
+        prediction_id = _created(emulator, emulator.add_upload(sample_png, "input.png"))
 
-    def run() -> list[int]:
-        emulator.config.seed = 123
-        emulator.state.reseed()
-        emulator.config.poll_5xx_rate = 0.5
-        return [poll(emulator, prediction_id).status_code for _ in range(12)]
+        def run() -> list[int]:
+            emulator.config.seed = 123
+            emulator.state.reseed()
+            emulator.config.poll_5xx_rate = 0.5
+            return [poll(emulator, prediction_id).status_code for _ in range(12)]
 
-    assert run() == run()
+        assert run() == run()
 
 
 # -- uploads and files -----------------------------------------------------------------------------

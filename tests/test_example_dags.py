@@ -8,15 +8,14 @@ from typing import Any
 import pytest
 
 from airflow_wavespeed.emulator import Emulator
+from tests.conftest import load_dag_bag
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[1] / "example_dags"
 
 
 @pytest.fixture(scope="module")
 def dag_bag(airflow_db: None) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(str(EXAMPLE_DAGS))
+    return load_dag_bag(EXAMPLE_DAGS)
 
 
 @pytest.fixture
@@ -89,11 +88,9 @@ def test_a_retry_resumes_the_submitted_prediction_through_airflow(
     dag_bag: Any, airflow_env: Emulator, tmp_path: Path
 ) -> None:
     """The first try times out after submitting; the retry (Airflow ≥ 3.3) resumes it: one submit."""
-    from airflow.dag_processing.dagbag import DagBag
-
     supports_store = _has_task_state_store()
     airflow_env.config.processing_seconds = 3.0
-    dag = DagBag(str(Path(__file__).parent / "dags")).get_dag("wavespeed_retry_resume")
+    dag = load_dag_bag(Path(__file__).parent / "dags").get_dag("wavespeed_retry_resume")  # type: ignore[attr-defined]
     dag_run = dag.test()
     if supports_store:
         assert dag_run.state == "success"
