@@ -39,6 +39,7 @@ def test_serialize_round_trip_holds_nothing_secret(wavespeed_conn: Emulator) -> 
         "poll_interval": 2.5,
         "end_time": 123.0,
         "include_outputs": True,
+        "hook_params": {},
     }
     assert "test-key" not in json.dumps(kwargs)
     rebuilt = WaveSpeedPredictionTrigger(**kwargs)

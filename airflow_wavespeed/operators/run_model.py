@@ -61,6 +61,8 @@ class WaveSpeedRunModelOperator(BaseOperator):
     :param max_output_bytes: refuse to copy an output larger than this.
     :param aws_conn_id: Amazon connection for ``s3://`` inputs and outputs.
     :param wavespeed_conn_id: the WaveSpeed connection.
+    :param hook_params: keyword arguments for :class:`WaveSpeedHook` (timeouts, retry bounds), used by
+        the task and by its trigger alike.
     """
 
     template_fields: Sequence[str] = ("model", "inputs", "output_uri")
@@ -85,6 +87,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         aws_conn_id: str | None = "aws_default",
         wavespeed_conn_id: str = "wavespeed_default",
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -102,6 +105,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
         self.max_output_bytes = max_output_bytes
         self.aws_conn_id = aws_conn_id
         self.wavespeed_conn_id = wavespeed_conn_id
+        self.hook_params = hook_params or {}
         self._check_run_arguments(rendered=False)
 
     # ------------------------------------------------------------ what subclasses change
@@ -120,7 +124,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
     def hook(self) -> WaveSpeedHook:
         from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 
-        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id)
+        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id, **self.hook_params)
 
     @property
     def timeout_seconds(self) -> float:
@@ -174,6 +178,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
                 prediction_id=prediction_id,
                 wavespeed_conn_id=self.wavespeed_conn_id,
                 poll_interval=self.poll_interval,
+                hook_params=self.hook_params,
                 end_time=time.time() + self.timeout_seconds,
                 include_outputs=not self.enable_base64_output,
             ),

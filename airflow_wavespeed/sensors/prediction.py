@@ -37,6 +37,7 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
         otherwise poke with ``poke_interval`` in ``poke`` or ``reschedule`` mode.
     :param nsfw_policy: ``allow``, ``fail`` or ``drop`` flagged outputs.
     :param wavespeed_conn_id: the WaveSpeed connection.
+    :param hook_params: keyword arguments for :class:`WaveSpeedHook` (timeouts, retry bounds).
     """
 
     template_fields: Sequence[str] = ("prediction_id",)
@@ -50,6 +51,7 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
         wavespeed_conn_id: str = "wavespeed_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         nsfw_policy: str = "allow",
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 5.0)
@@ -58,6 +60,7 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
         self.prediction_id = prediction_id
         self.wavespeed_conn_id = wavespeed_conn_id
         self.deferrable = deferrable
+        self.hook_params = hook_params or {}
         self.nsfw_policy = check_choice(nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
         if not is_templated(prediction_id):
             validate_prediction_id(prediction_id)
@@ -66,7 +69,7 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
     def hook(self) -> WaveSpeedHook:
         from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 
-        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id)
+        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id, **self.hook_params)
 
     def execute(self, context: Context) -> Any:
         from airflow_wavespeed.links import prediction_url
@@ -86,6 +89,7 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
                 prediction_id=self.prediction_id,
                 wavespeed_conn_id=self.wavespeed_conn_id,
                 poll_interval=float(self.poke_interval),
+                hook_params=self.hook_params,
                 end_time=time.time() + timeout,
             ),
             method_name="execute_complete",

@@ -34,6 +34,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
     :param end_time: absolute deadline (epoch seconds); a restarted trigger keeps the original one.
     :param include_outputs: put ``outputs`` in the event. Tasks that asked for base64 outputs pass
         False and fetch them from the worker, so megabytes of image data never enter the trigger table.
+    :param hook_params: keyword arguments for the hook (timeouts, retry bounds); nothing secret.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         end_time: float | None = None,
         include_outputs: bool = True,
+        hook_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.prediction_id = prediction_id
@@ -50,6 +52,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.end_time = end_time
         self.include_outputs = include_outputs
+        self.hook_params = hook_params or {}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -60,6 +63,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
                 "include_outputs": self.include_outputs,
+                "hook_params": self.hook_params,
             },
         )
 
@@ -67,7 +71,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         """One place for tests to swap the hook."""
         from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 
-        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id)
+        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id, **self.hook_params)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
