@@ -5,7 +5,7 @@ AIRFLOW_VERSION ?= 3.3.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: venv demo test lint unit e2e bench test-floor clean
+.PHONY: venv demo test lint pytest e2e bench test-floor clean
 
 venv: $(STAMP)
 
@@ -28,21 +28,20 @@ lint: venv
 	$(VENV)/bin/ruff check airflow_wavespeed tests example_dags bench scripts
 	$(VENV)/bin/mypy
 
-unit: venv
-	$(PY) -m pytest -q -m "not e2e"
+pytest: venv
+	$(PY) -m pytest -q
 
 e2e: venv
 	$(PY) -m pytest -q -m e2e
 
-test: lint
-	$(PY) -m pytest -q
+test: lint pytest
 
 bench: venv
 	$(PY) bench/run_all.py
 
-# The same suite on the oldest Airflow the package declares, in its own virtualenv.
+# The same suite on the oldest Airflow the package declares, in its own virtualenv (CI runs both).
 test-floor:
-	$(MAKE) test VENV=.venv-floor AIRFLOW_VERSION=3.1.8
+	$(MAKE) pytest VENV=.venv-floor AIRFLOW_VERSION=3.1.8
 
 clean:
 	rm -rf $(VENV) .venv-floor demo-output .pytest_cache .mypy_cache .ruff_cache
