@@ -42,7 +42,7 @@ from airflow_wavespeed.exceptions import (
 )
 from airflow_wavespeed.prediction import Prediction, PredictionStatus, parse_envelope
 from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
-from airflow_wavespeed.utils.validation import validate_model, validate_prediction_id
+from airflow_wavespeed.utils.validation import check_positive, validate_model, validate_prediction_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -101,6 +101,18 @@ class WaveSpeedHook(BaseHook):
         retry_max_seconds: float = 120.0,
     ) -> None:
         super().__init__()
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("read_timeout", read_timeout),
+            ("sync_read_timeout", sync_read_timeout),
+            ("upload_read_timeout", upload_read_timeout),
+            ("retry_min_wait", retry_min_wait),
+            ("retry_max_wait", retry_max_wait),
+            ("retry_max_seconds", retry_max_seconds),
+        ):
+            check_positive(value, argument=name)
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise WaveSpeedInputError(f"max_attempts must be an int of at least 1, got {max_attempts!r}")
         self.wavespeed_conn_id = wavespeed_conn_id
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
