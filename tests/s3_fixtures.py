@@ -2,9 +2,9 @@
 
 Nothing is patched: ``aws_default`` (an ``AIRFLOW_CONN_*`` variable) points S3Hook at the server, and
 presigned URLs it signs are fetched for real, e.g. by the WaveSpeed emulator. Each test gets its own
-bucket, so tests stay independent and the session's one server is enough. Import into a test module:
+bucket, so tests stay independent and the session's one server is enough. Load it from a test module:
 
-    from tests.s3_fixtures import aws_conn, bucket, moto_endpoint, s3  # noqa: F401
+    pytest_plugins = ["tests.s3_fixtures"]
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ MOTO_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 __all__ = [
     "MOTO_REGION",
-    "TaskInstanceStandIn",
     "aws_conn",
     "aws_connection_json",
     "bucket",
     "moto_endpoint",
-    "run_context",
     "s3",
 ]
 
@@ -78,39 +76,3 @@ def bucket(s3: Any) -> str:
     name = f"ws-test-{uuid.uuid4().hex[:16]}"
     s3.create_bucket(Bucket=name)
     return name
-
-
-class TaskInstanceStandIn:
-    """What the operators use of a running task instance: its identity and XCom (kept in a dict).
-
-    ``execute()`` gets this instead of a task runner's instance, which needs a supervisor process;
-    ``dag.test()`` tests cover the real one.
-    """
-
-    def __init__(
-        self,
-        *,
-        dag_id: str = "s3_tests",
-        run_id: str = "manual__2026-01-01T00:00:00+00:00",
-        task_id: str = "store",
-        map_index: int = -1,
-        xcoms: dict[tuple[str, int, str], Any] | None = None,
-    ) -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index = dag_id, run_id, task_id, map_index
-        self.xcoms: dict[tuple[str, int, str], Any] = dict(xcoms or {})
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        json.dumps(value)  # XCom must stay JSON: fail here as the real backend would
-        self.xcoms[(self.task_id, self.map_index, key)] = value
-
-    def xcom_pull(
-        self, task_ids: str | None = None, key: str = "return_value", map_indexes: int | None = None, **_: Any
-    ) -> Any:
-        return self.xcoms.get((task_ids or self.task_id, -1 if map_indexes is None else map_indexes, key))
-
-
-def run_context(ti: TaskInstanceStandIn | None = None, **extra: Any) -> dict[str, Any]:
-    """A context for ``execute()``: the task instance and real outlet-event accessors."""
-    from airflow.sdk.execution_time.context import OutletEventAccessors
-
-    return {"ti": ti or TaskInstanceStandIn(), "outlet_events": OutletEventAccessors(), **extra}

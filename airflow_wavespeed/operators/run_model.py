@@ -56,7 +56,9 @@ class WaveSpeedRunModelOperator(BaseOperator):
     :param poll_interval: seconds between polls.
     :param timeout: seconds to wait for the prediction before failing the task.
     :param nsfw_policy: ``allow`` (flags kept in metadata), ``fail``, or ``drop`` flagged outputs.
-    :param output_uri: copy outputs to this local directory or ``s3://bucket/prefix`` (templated).
+    :param output_uri: copy outputs to this local directory or ``s3://bucket/prefix`` (templated). An
+        ``s3://`` destination is declared as an Asset outlet (its fixed part when templated) unless
+        ``outlets=`` is given; each run's asset event lists the stored URIs in ``extra["uris"]``.
     :param key_template: file name / object key under ``output_uri``; see ``store_outputs``.
     :param max_output_bytes: refuse to copy an output larger than this.
     :param aws_conn_id: Amazon connection for ``s3://`` inputs and outputs.
@@ -90,6 +92,13 @@ class WaveSpeedRunModelOperator(BaseOperator):
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("outlets") is None:
+            # Outputs stored in S3 are an asset other DAGs can be scheduled on; outlets= overrides.
+            from airflow_wavespeed.utils.storage import destination_asset
+
+            asset = destination_asset(output_uri)
+            if asset is not None:
+                kwargs["outlets"] = [asset]
         super().__init__(**kwargs)
         self.model = model
         self.inputs = inputs if inputs is not None else {}

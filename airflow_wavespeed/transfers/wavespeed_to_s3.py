@@ -45,8 +45,9 @@ class WaveSpeedToS3Operator(BaseOperator):
 
     The destination is declared as an Asset outlet (``s3://bucket/prefix``, its fixed part when
     templated) unless ``outlets=`` is given; each run's asset event carries the stored URIs in
-    ``extra["uris"]``. A mapped instance (``.partial().expand()``) decides its outlets only at run time,
-    so pass ``outlets=[Asset(...)]`` to ``partial`` for the asset to show in the DAG's lineage.
+    ``extra["uris"]``. When mapped (``.partial().expand()``), pass ``outlets=[Asset(...)]`` to
+    ``partial()``: Airflow reads a mapped task's outlets from its partial arguments when parsing, before
+    this default could apply.
 
     :param outputs: output URLs (http/https) or base64 strings; usually ``edit_task.output``. Templated.
     :param dest_s3_prefix: ``s3://bucket[/prefix]`` to store under. Templated.
@@ -123,7 +124,11 @@ class WaveSpeedToS3Operator(BaseOperator):
         for task_id in self._source_task_ids or tuple(sorted(self.upstream_task_ids)):
             # A mapped copy of a mapped edit pairs up by map index; else the upstream is not mapped.
             for map_indexes in (*own_index, None):
-                value = ti.xcom_pull(task_ids=task_id, key="prediction_id", map_indexes=map_indexes)
+                try:
+                    value = ti.xcom_pull(task_ids=task_id, key="prediction_id", map_indexes=map_indexes)
+                except Exception as error:  # naming is best effort: a failed lookup must not stop the copy
+                    self.log.debug("No prediction_id from %s[%s]: %s", task_id, map_indexes, error)
+                    continue
                 if isinstance(value, str) and value:
                     found[task_id] = value
                     break
