@@ -1,0 +1,221 @@
+"""DAG-parse cost: what importing this provider's operator, sensor and trigger modules adds to a
+process that already imported ``airflow.sdk``, side by side with the HTTP provider's operator module.
+
+Every sample is a fresh interpreter (median of the repeats; variants interleaved). The script also
+checks that no heavy client library is imported by our modules and, if one is, names the chain of
+imports that pulled it in (from ``python -X importtime``).
+
+    .venv/bin/python bench/parse_cost.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from typing import Any
+
+from _common import (
+    REPO,
+    Watchdog,
+    airflow_env,
+    machine_note,
+    register,
+    stop_process,
+    table,
+    temp_airflow_home,
+    verdict,
+)
+
+OURS = (
+    "airflow_wavespeed.operators.image_edit",
+    "airflow_wavespeed.operators.run_model",
+    "airflow_wavespeed.sensors.prediction",
+    "airflow_wavespeed.triggers.prediction",
+)
+#: What a DAG file using the provider imports (the trigger module loads at defer time, in the worker).
+OURS_DAG = OURS[:3]
+HTTP = ("airflow.providers.http.operators.http",)
+VARIANTS: dict[str, tuple[str, ...]] = {"ours": OURS, "http": HTTP, "ours-dag-only": OURS_DAG}
+#: The same four modules with what they pull in imported first, one step at a time: where the ms go.
+BREAKDOWN = (
+    "airflow.providers.common.compat.sdk",
+    "airflow.sdk.bases.operatorlink",
+    "airflow.sdk.bases.sensor",
+    "airflow.triggers.base",
+    "airflow_wavespeed.exceptions",
+    "airflow_wavespeed.utils.validation",
+    "airflow_wavespeed.links",
+    *OURS,
+)
+HEAVY = ("requests", "aiohttp", "boto3", "botocore", "PIL")
+TARGET_MS = 15.0
+TARGET_VS_HTTP = 0.15
+
+# Runs in a fresh interpreter: nothing but sys and time is imported before the clock starts.
+_CHILD = """
+import sys, time
+t0 = time.perf_counter()
+import airflow.sdk
+t1 = time.perf_counter()
+before = [m for m in HEAVY if m in sys.modules]
+import importlib
+steps = []
+for name in sys.argv[1:]:
+    started = time.perf_counter()
+    importlib.import_module(name)
+    steps.append(time.perf_counter() - started)
+t2 = time.perf_counter()
+import json
+print(json.dumps({"sdk": t1 - t0, "extra": t2 - t1, "steps": steps, "heavy_before": before,
+                  "heavy_after": [m for m in HEAVY if m in sys.modules]}))
+""".replace("HEAVY", repr(HEAVY))
+
+
+def sample(
+    modules: tuple[str, ...], env: dict[str, str], importtime: bool = False
+) -> tuple[dict[str, Any], str]:
+    """One fresh interpreter importing airflow.sdk, then ``modules``; returns its figures and stderr."""
+    import json
+
+    flags = ["-X", "importtime"] if importtime else []
+    process = register(
+        subprocess.Popen(
+            [sys.executable, *flags, "-c", _CHILD, *modules],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+    )  # fmt: skip
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:
+        stop_process(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"import of {modules} failed:\n{err[-3000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result, err
+
+
+def import_chains(importtime_log: str, wanted: list[str]) -> dict[str, list[str]]:
+    """For each wanted module, the chain of imports (outermost first) that loaded it after airflow.sdk."""
+    entries = []
+    for line in importtime_log.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line.split("|")
+        if not parts[0].split(":")[1].strip().isdigit():
+            continue  # the header line
+        name_field = parts[2]
+        depth = (len(name_field) - len(name_field.lstrip(" ")) - 1) // 2
+        entries.append((depth, name_field.strip(), int(parts[1].strip())))
+    start = next(
+        (i for i, (depth, name, _) in enumerate(entries) if name == "airflow.sdk" and depth == 0), -1
+    )
+    entries = entries[start + 1 :]
+    chains: dict[str, list[str]] = {}
+    for index, (depth, name, _) in enumerate(entries):
+        if name not in wanted or name in chains:
+            continue
+        chain, level = [name], depth
+        for later_depth, later_name, _ in entries[index + 1 :]:
+            if later_depth < level:  # importtime prints a parent after its children
+                chain.append(later_name)
+                level = later_depth
+            if level == 0:
+                break
+        chains[name] = list(reversed(chain))
+    return chains
+
+
+def top_imports(importtime_log: str, count: int = 8) -> list[tuple[str, int, int]]:
+    """The modules imported after airflow.sdk with the largest self time: (name, self µs, cumulative µs)."""
+    rows = []
+    seen_sdk = False
+    for line in importtime_log.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2].strip()
+        if not seen_sdk:
+            seen_sdk = name == "airflow.sdk" and parts[2].startswith(" airflow.sdk")
+            continue
+        rows.append((name, int(parts[0].split(":")[1]), int(parts[1])))
+    return sorted(rows, key=lambda row: -row[1])[:count]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="2 repeats instead of 15, no warm-up round")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else 15
+
+    with Watchdog(300 if args.quick else 1200, "parse_cost"), temp_airflow_home() as home:
+        env = {**os.environ, **airflow_env(home)}
+        for modules in () if args.quick else VARIANTS.values():  # warm the bytecode caches; not measured
+            sample(modules, env)
+        plan = {**VARIANTS, "breakdown": BREAKDOWN}
+        samples: dict[str, list[dict[str, Any]]] = {name: [] for name in plan}
+        for round_number in range(repeats):
+            names = list(plan)
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:  # rotate the order every round
+                samples[name].append(sample(plan[name], env)[0])
+            print(f"  round {round_number + 1}/{repeats} done", flush=True)
+        _, ours_log = sample(OURS, env, importtime=True)
+
+    breakdown = samples.pop("breakdown")
+    sdk_ms = statistics.median(s["sdk"] for runs in samples.values() for s in runs) * 1000
+    extra = {name: statistics.median(s["extra"] for s in runs) * 1000 for name, runs in samples.items()}
+    spread = {
+        name: (min(s["extra"] for s in runs) * 1000, max(s["extra"] for s in runs) * 1000)
+        for name, runs in samples.items()
+    }
+    print(f"\nDAG-parse cost: median of {repeats} fresh interpreters per variant; "
+          f"import airflow.sdk alone takes {sdk_ms:.0f} ms (median of all samples)")  # fmt: skip
+    rows = [
+        [name, " + ".join(m.rsplit(".", 2)[-2] + "." + m.rsplit(".", 1)[-1] for m in VARIANTS[name]),
+         f"{extra[name]:.1f}", f"{spread[name][0]:.1f} - {spread[name][1]:.1f}",
+         f"{extra[name] / extra['http']:.3f}x"]
+        for name in VARIANTS
+    ]  # fmt: skip
+    print(table(["variant", "modules (after airflow.sdk)", "adds ms (median)", "min - max", "vs http"], rows))
+
+    ratio = extra["ours"] / extra["http"]
+    targets = [
+        ["ours adds (ms, 4 modules)", f"{extra['ours']:.1f}", f"<= {TARGET_MS:.0f}", verdict(extra["ours"], TARGET_MS)],
+        ["ours vs http operator", f"{ratio:.3f}x", f"<= {TARGET_VS_HTTP}x", verdict(ratio, TARGET_VS_HTTP)],
+    ]  # fmt: skip
+    print()
+    print(table(["target", "measured", "limit", "verdict"], targets))
+
+    print("\nWhere the ms go: the same imports one step at a time, each step's median (dependencies first):")
+    steps = [statistics.median(s["steps"][i] for s in breakdown) * 1000 for i in range(len(BREAKDOWN))]
+    print(
+        table(
+            ["step (after airflow.sdk)", "ms"],
+            [[m, f"{ms:.1f}"] for m, ms in zip(BREAKDOWN, steps, strict=True)],
+        )
+    )
+    print(f"  total {sum(steps):.1f} ms")
+
+    heavy_after = sorted({m for s in samples["ours"] for m in s["heavy_after"]})
+    heavy_before = sorted({m for s in samples["ours"] for m in s["heavy_before"]})
+    pulled = [m for m in heavy_after if m not in heavy_before]
+    print(f"\nHeavy modules after airflow.sdk alone: {heavy_before or 'none'}")
+    print(f"Heavy modules our imports added ({', '.join(HEAVY)}): {pulled or 'none'}")
+    for name, chain in import_chains(ours_log, pulled).items():
+        print(f"  {name}: " + " -> ".join(chain))
+    print("\nLargest self times among the imports ours adds (python -X importtime, inflated by the flag):")
+    print(table(
+        ["module", "self ms", "cumulative ms"],
+        [[name, f"{own / 1000:.1f}", f"{cumulative / 1000:.1f}"] for name, own, cumulative in top_imports(ours_log)],
+    ))  # fmt: skip
+    print(f"\nMachine: {machine_note()}")
+    passed = all(row[3] == "PASS" for row in targets) and not pulled
+    print("\nparse_cost:", "all targets PASS" if passed else "a target was MISSED (see above)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""End-to-end tests: a real Airflow in subprocesses (``pytest -m e2e``)."""
