@@ -8,6 +8,7 @@ free and idempotent. It yields exactly one event and returns.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -74,9 +75,17 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id, **self.hook_params)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
-
         started = time.monotonic()
+        self.log.info(
+            "%s waiting for WaveSpeed prediction %s (polling every %s s)",
+            type(self).__name__,
+            self.prediction_id,
+            self.poll_interval,
+        )
+        # The first trigger in a triggerer imports the hook (aiohttp, tenacity) off the event loop, so
+        # the other triggers' polls do not stall behind it; later imports are a dict lookup.
+        hook_module = await asyncio.to_thread(importlib.import_module, "airflow_wavespeed.hooks.wavespeed")
+        shared_client_session_lease = hook_module.shared_client_session_lease
         try:
             async with shared_client_session_lease():
                 event = await self._wait()
