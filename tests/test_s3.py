@@ -80,7 +80,27 @@ def load_example_dags(monkeypatch: pytest.MonkeyPatch, bucket: str) -> dict[str,
     monkeypatch.setenv("WAVESPEED_POLL_INTERVAL", "0.05")
     bag: Any = load_dag_bag(EXAMPLE_DAG)
     assert not bag.import_errors
+    _write_to_db(bag)
     return bag.dags
+
+
+def _write_to_db(bag: Any) -> None:
+    """
+    Store the DAGs as parsed now, with this test's bucket in their assets.
+
+    Airflow 3.1's ``dag.test()`` parses the bundles only for a DAG id it has never stored; after another
+    test ran any example DAG, the S3 example would keep the assets of its first parse (another bucket)
+    and its asset events would be dropped as unknown. 3.3 re-parses on every ``dag.test()``.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    try:
+        from airflow.dag_processing.dagbag import sync_bag_to_db
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import sync_bag_to_db  # type: ignore[attr-defined,no-redef]
+
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(bag, "wavespeed_examples", None)
 
 
 # ---------------------------------------------------------------- the example DAGs, end to end
