@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -228,6 +229,80 @@ async def test_async_polls_share_the_same_rule(wavespeed_conn: Emulator, emulato
     finally:
         await close_shared_client_session()
     assert polls(wavespeed_conn, prediction.id) == 3
+
+
+async def test_async_polls_honour_retry_after_and_the_total_time_bound(
+    wavespeed_conn: Emulator, emulator_image_url: str
+) -> None:
+    """The first poll runs outside tenacity; its failure must still get the rule's wait and bounds."""
+    hook = fast_hook(max_attempts=3)
+    prediction = hook.submit(EDIT, edit_inputs(emulator_image_url))
+    wavespeed_conn.config.poll_429_rate = 1.0
+    wavespeed_conn.config.retry_after = "0.3"
+    bounded = fast_hook(max_attempts=100, retry_min_wait=0.2, retry_max_wait=0.2, retry_max_seconds=1.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(WaveSpeedRateLimitError):
+            await hook.aget_prediction(prediction.id)
+        assert time.monotonic() - started >= 0.6, "two Retry-After: 0.3 waits, the first after the bare try"
+        assert polls(wavespeed_conn, prediction.id) == 3
+
+        wavespeed_conn.config.poll_429_rate = 0.0
+        wavespeed_conn.config.poll_5xx_rate = 1.0
+        started = time.monotonic()
+        with pytest.raises(WaveSpeedServerError):
+            await bounded.aget_prediction(prediction.id)
+        assert time.monotonic() - started < 2.0
+        assert 3 + 2 <= polls(wavespeed_conn, prediction.id) < 3 + 10
+    finally:
+        await close_shared_client_session()
+
+
+async def test_async_hooks_on_one_loop_read_the_connection_once(
+    wavespeed_conn: Emulator, emulator_image_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A triggerer's many triggers share one connection read instead of one lookup each."""
+    prediction = fast_hook().submit(EDIT, edit_inputs(emulator_image_url))
+    reads = []
+    real_read = WaveSpeedHook.aget_connection
+
+    async def counting_read(conn_id: str) -> object:
+        reads.append(conn_id)
+        return await real_read(conn_id)
+
+    monkeypatch.setattr(WaveSpeedHook, "aget_connection", staticmethod(counting_read))
+    try:
+        done = await asyncio.gather(*(fast_hook().aget_prediction(prediction.id) for _ in range(20)))
+        await fast_hook().aget_prediction(prediction.id)
+    finally:
+        await close_shared_client_session()
+    assert {p.id for p in done} == {prediction.id}
+    assert reads == ["wavespeed_default"]
+
+
+async def test_async_poll_rereads_a_rotated_key_and_never_caches_a_failed_read(
+    wavespeed_conn: Emulator, emulator_image_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prediction = fast_hook().submit(EDIT, edit_inputs(emulator_image_url))
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(wavespeed_conn.base_url, None))
+        with pytest.raises(WaveSpeedConnectionConfigError):
+            await fast_hook().aget_prediction(prediction.id)
+        monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(wavespeed_conn.base_url))
+        assert (await fast_hook().aget_prediction(prediction.id)).id == prediction.id  # the old key, now cached
+
+        rotated = "rotated-" + "k" * 24
+        monkeypatch.setattr(wavespeed_conn.state, "api_key", rotated)
+        monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(wavespeed_conn.base_url, rotated))
+        assert (await fast_hook().aget_prediction(prediction.id)).id == prediction.id
+        refused = [r for r in wavespeed_conn.requests if r.path == RESULT_PATH.format(prediction.id) and r.status == 401]
+        assert len(refused) == 1, "one refusal with the cached key, then the re-read key"
+
+        monkeypatch.setattr(wavespeed_conn.state, "api_key", "another-" + "k" * 24)
+        with pytest.raises(WaveSpeedAuthError):  # re-read, same key: the refusal stands
+            await fast_hook().aget_prediction(prediction.id)
+    finally:
+        await close_shared_client_session()
 
 
 def test_polls_ride_out_intermittent_faults(wavespeed_conn: Emulator, emulator_image_url: str) -> None:

@@ -30,6 +30,7 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_wavespeed import __version__
 from airflow_wavespeed.exceptions import (
+    WaveSpeedAuthError,
     WaveSpeedConnectionConfigError,
     WaveSpeedError,
     WaveSpeedInputError,
@@ -53,6 +54,8 @@ DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 USER_AGENT = f"airflow-provider-wavespeed/{__version__}"
 #: Statuses a retry may cure: rate limiting and the 5xx answers of a busy or restarting service.
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: How long the hooks on one event loop (a triggerer's) reuse a connection they read.
+CONNECTION_CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class _Credentials:
 
     api_key: str = field(repr=False)
     base_url: str
+    headers: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT}
+        object.__setattr__(self, "headers", headers)  # built once, not per request
 
 
 class WaveSpeedHook(BaseHook):
@@ -122,7 +130,6 @@ class WaveSpeedHook(BaseHook):
         self.retry_min_wait = retry_min_wait
         self.retry_max_wait = retry_max_wait
         self.retry_max_seconds = retry_max_seconds
-        self._async_credentials: _Credentials | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(wavespeed_conn_id={self.wavespeed_conn_id!r})"
@@ -163,19 +170,36 @@ class WaveSpeedHook(BaseHook):
     def _credentials(self) -> _Credentials:
         return self._credentials_from(self.get_connection(self.wavespeed_conn_id))
 
-    async def _acredentials(self) -> _Credentials:
-        """The connection, looked up without blocking the event loop, once per hook."""
-        if self._async_credentials is None:
-            conn = await self.aget_connection(self.wavespeed_conn_id)
-            self._async_credentials = self._credentials_from(conn)
-        return self._async_credentials
+    async def _acredentials(self, *, reread: bool = False) -> _Credentials:
+        """
+        The connection, read without blocking the event loop and shared by the hooks on that loop.
+
+        A triggerer may hold thousands of triggers on one connection; each lookup can be a round trip
+        through the API server, so the loop reads it once per :data:`CONNECTION_CACHE_SECONDS`, and
+        concurrent first lookups wait on the same read. ``reread`` forces a fresh read (a refused key).
+        """
+        cache = _LOOP_CREDENTIALS.setdefault(asyncio.get_running_loop(), {})
+        entry = cache.get(self.wavespeed_conn_id)
+        if reread or entry is None or entry[1] < time.monotonic():
+            entry = (asyncio.ensure_future(self._aread_credentials()), time.monotonic() + CONNECTION_CACHE_SECONDS)
+            cache[self.wavespeed_conn_id] = entry
+        try:
+            return await asyncio.shield(entry[0])
+        except Exception:
+            if cache.get(self.wavespeed_conn_id) is entry:
+                del cache[self.wavespeed_conn_id]  # a failed read is not cached
+            raise
+
+    async def _aread_credentials(self) -> _Credentials:
+        return self._credentials_from(await self.aget_connection(self.wavespeed_conn_id))
 
     @property
     def base_url(self) -> str:
         return self._credentials.base_url
 
-    def _headers(self, credentials: _Credentials) -> dict[str, str]:
-        return {"Authorization": f"Bearer {credentials.api_key}", "User-Agent": USER_AGENT}
+    @cached_property
+    def _client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout)
 
     @cached_property
     def session(self) -> requests.Session:
@@ -209,8 +233,13 @@ class WaveSpeedHook(BaseHook):
             return error.http_status in RETRYABLE_HTTP_STATUSES
         return isinstance(error, WaveSpeedMalformedResponseError)
 
-    def _retry_rule(self, *, creates_billable_work: bool = False, attempts: int | None = None) -> dict[str, Any]:
-        """Keyword arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: one rule, two loops."""
+    def _retry_rule(
+        self, *, creates_billable_work: bool = False, attempts: int | None = None, spent: float = 0.0
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: one rule, two loops.
+
+        :param spent: seconds the request already took before this loop began (the async fast path).
+        """
         backoff = tenacity.wait_exponential_jitter(initial=self.retry_min_wait, max=self.retry_max_wait)
 
         def wait(retry_state: tenacity.RetryCallState) -> float:
@@ -235,7 +264,7 @@ class WaveSpeedHook(BaseHook):
                 lambda e: self.is_retryable(e, creates_billable_work=creates_billable_work)
             ),
             "stop": tenacity.stop_after_attempt(attempts or self.max_attempts)
-            | tenacity.stop_before_delay(self.retry_max_seconds),
+            | tenacity.stop_before_delay(self.retry_max_seconds - spent),
             "wait": wait,
             "before_sleep": log_retry,
             "reraise": True,
@@ -272,7 +301,7 @@ class WaveSpeedHook(BaseHook):
         ):
             with attempt:
                 body = make_body() if make_body is not None else {"json": json}
-                headers = {**self._headers(credentials), **body.pop("headers", {})}
+                headers = {**credentials.headers, **body.pop("headers", {})}
                 try:
                     response = self.session.request(method, url, headers=headers, timeout=timeout, **body)
                 except requests.exceptions.RequestException as error:
@@ -296,28 +325,68 @@ class WaveSpeedHook(BaseHook):
     ) -> Any:
         """The async twin of :meth:`_request`, for idempotent calls made from a trigger."""
         credentials = await self._acredentials()
-        url = f"{credentials.base_url}{path}"
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
-        )
-        session = shared_client_session()
-        async for attempt in tenacity.AsyncRetrying(**self._retry_rule()):
+        try:
+            return await self._asend_with_retries(method, path, credentials, context=context, parse=parse)
+        except WaveSpeedAuthError:
+            # The loop's cached connection may hold a key rotated since: read it again, retry if it changed.
+            fresh = await self._acredentials(reread=True)
+            if fresh == credentials:
+                raise
+            return await self._asend_with_retries(method, path, fresh, context=context, parse=parse)
+
+    async def _asend_with_retries(
+        self,
+        method: str,
+        path: str,
+        credentials: _Credentials,
+        *,
+        context: str,
+        parse: Callable[[dict[str, Any], str], Any],
+    ) -> Any:
+        """
+        The first try runs bare; only a failure the rule may cure enters the tenacity loop.
+
+        Nearly every poll succeeds at once, and building the retry machinery per poll cost a triggerer
+        more CPU (and garbage collection) than the poll itself (``bench/RESULTS.md``, wait cost).
+        """
+        started = time.monotonic()
+        try:
+            return await self._asend(method, path, credentials, context=context, parse=parse)
+        except WaveSpeedError as error:
+            if self.max_attempts == 1 or not self.is_retryable(error):
+                raise
+            first_error: WaveSpeedError | None = error
+        async for attempt in tenacity.AsyncRetrying(**self._retry_rule(spent=time.monotonic() - started)):
             with attempt:
-                try:
-                    async with session.request(
-                        method, url, headers=self._headers(credentials), timeout=timeout
-                    ) as response:
-                        body = await response.read()
-                        status = response.status
-                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-                    raise _atransport_error(error, f"{context} at {credentials.base_url}") from None
-                return parse(
-                    *parse_envelope(
-                        status, body, context=context, conn_id=self.wavespeed_conn_id, retry_after=retry_after
-                    )
-                )
+                if first_error is not None:
+                    # Replayed as the loop's try 1, so the rule computes its wait (or Retry-After) from it.
+                    replayed, first_error = first_error, None
+                    raise replayed
+                return await self._asend(method, path, credentials, context=context, parse=parse)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _asend(
+        self,
+        method: str,
+        path: str,
+        credentials: _Credentials,
+        *,
+        context: str,
+        parse: Callable[[dict[str, Any], str], Any],
+    ) -> Any:
+        """One try: send, read the body, return ``parse(data, message)`` of the envelope."""
+        try:
+            async with shared_client_session().request(
+                method, f"{credentials.base_url}{path}", headers=credentials.headers, timeout=self._client_timeout
+            ) as response:
+                body = await response.read()
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise _atransport_error(error, f"{context} at {credentials.base_url}") from None
+        return parse(
+            *parse_envelope(status, body, context=context, conn_id=self.wavespeed_conn_id, retry_after=retry_after)
+        )
 
     # ---------------------------------------------------------------- API methods
 
@@ -512,6 +581,7 @@ def shared_client_session() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     for other in [other for other in _SESSIONS if other.is_closed()]:
         del _SESSIONS[other]
+        _LOOP_CREDENTIALS.pop(other, None)
     session = _SESSIONS.get(loop)
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=30)
@@ -539,7 +609,8 @@ async def shared_client_session_lease() -> AsyncIterator[None]:
 
 
 async def close_shared_client_session() -> None:
-    """Close the running loop's shared session (tests and short-lived loops call this at the end)."""
+    """Close the running loop's shared session and forget its connections (short-lived loops, tests)."""
+    _LOOP_CREDENTIALS.pop(asyncio.get_running_loop(), None)
     session = _SESSIONS.pop(asyncio.get_running_loop(), None)
     if session is not None:
         await session.close()
@@ -547,6 +618,8 @@ async def close_shared_client_session() -> None:
 
 _SESSIONS: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 _LEASES: dict[asyncio.AbstractEventLoop, int] = {}
+#: Per loop: connection id -> (the read of its credentials, when it expires on the monotonic clock).
+_LOOP_CREDENTIALS: dict[asyncio.AbstractEventLoop, dict[str, tuple[asyncio.Future[_Credentials], float]]] = {}
 
 
 def parse_retry_after(value: str | None) -> float | None:
