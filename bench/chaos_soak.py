@@ -196,7 +196,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edits", type=int, default=300)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--quick", action="store_true", help="60 edits (a smoke run of the same faults)")
     args = parser.parse_args()
+    if args.quick:
+        args.edits = 60
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="wavespeed-soak-"))
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
     report = run_soak(args.edits, args.seed)

@@ -22,6 +22,8 @@ BENCHMARKS = (
     ("wait_cost.py", 1700, 330),
     ("parse_cost.py", 1300, 330),
     ("worker_time.py", 1000, 330),
+    ("s3_memory.py", 600, 200),
+    ("chaos_soak.py", 600, 200),
 )
 
 

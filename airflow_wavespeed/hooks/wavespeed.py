@@ -3,6 +3,7 @@
 One class serves the worker (requests, one pooled session) and the triggerer (aiohttp, one session
 shared by every trigger on the event loop). Both go through the same retry rule,
 :meth:`WaveSpeedHook._retry_rule`, so a fault is handled the same way wherever it happens.
+aiohttp is imported on first async use: a worker that submits and defers never loads it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import aiohttp
 import requests
 import tenacity
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
@@ -46,6 +46,7 @@ from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extensio
 from airflow_wavespeed.utils.validation import check_positive, validate_model, validate_prediction_id
 
 if TYPE_CHECKING:
+    import aiohttp
     from airflow.sdk import Connection
 
 __all__ = ["Prediction", "PredictionStatus", "WaveSpeedHook"]
@@ -199,6 +200,8 @@ class WaveSpeedHook(BaseHook):
 
     @cached_property
     def _client_timeout(self) -> aiohttp.ClientTimeout:
+        import aiohttp
+
         return aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout)
 
     @cached_property
@@ -375,6 +378,8 @@ class WaveSpeedHook(BaseHook):
         parse: Callable[[dict[str, Any], str], Any],
     ) -> Any:
         """One try: send, read the body, return ``parse(data, message)`` of the envelope."""
+        import aiohttp
+
         try:
             async with shared_client_session().request(
                 method, f"{credentials.base_url}{path}", headers=credentials.headers, timeout=self._client_timeout
@@ -578,6 +583,8 @@ def _open_upload(
 
 def shared_client_session() -> aiohttp.ClientSession:
     """The aiohttp session every hook on the running event loop shares (one connection pool)."""
+    import aiohttp
+
     loop = asyncio.get_running_loop()
     for other in [other for other in _SESSIONS if other.is_closed()]:
         del _SESSIONS[other]
@@ -675,6 +682,8 @@ def _transport_error(error: requests.exceptions.RequestException, context: str) 
 
 
 def _atransport_error(error: BaseException, context: str) -> WaveSpeedTransportError:
+    import aiohttp
+
     never_sent = isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
     if isinstance(error, asyncio.TimeoutError) and not never_sent:
         what = "no answer within the read timeout"

@@ -82,10 +82,11 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             self.prediction_id,
             self.poll_interval,
         )
-        # The first trigger in a triggerer imports the hook (aiohttp, tenacity) off the event loop, so
-        # the other triggers' polls do not stall behind it; later imports are a dict lookup.
-        hook_module = await asyncio.to_thread(importlib.import_module, "airflow_wavespeed.hooks.wavespeed")
-        shared_client_session_lease = hook_module.shared_client_session_lease
+        # The first trigger in a triggerer imports the hook and aiohttp off the event loop, so the other
+        # triggers' polls do not stall behind it; later imports are a dict lookup.
+        for module in ("aiohttp", "airflow_wavespeed.hooks.wavespeed"):
+            await asyncio.to_thread(importlib.import_module, module)
+        from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
         try:
             async with shared_client_session_lease():
                 event = await self._wait()
