@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,9 +172,10 @@ def run_soak(edits: int = 300, seed: int = 42) -> SoakReport:
         for record in emu.requests:
             if record.path.startswith("/api/v3/"):
                 report.answers[str(record.status)] = report.answers.get(str(record.status), 0) + 1
-        # Each edit may create at most one prediction; the ones the client never heard of must be exactly
-        # the submits it reported as uncertain (it told the user to look for them), and no more.
-        report.duplicate_submits = max(0, len(created) - edits)
+        # Each edit (its prompt is unique) may create at most one prediction; the ones the client never
+        # heard of must be exactly the submits it reported as uncertain (it told the user to look), no more.
+        per_edit = Counter(prediction.prompt for prediction in emu.predictions.values())
+        report.duplicate_submits = sum(count - 1 for count in per_edit.values())
         unknown = created - known_ids
         report.lost_predictions = max(0, len(unknown) - report.submit_uncertain)
     if previous_conn is None:
