@@ -24,6 +24,10 @@ class RecordingTI:
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
 
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: int | None = None) -> Any:
+        """What this stub recorded (an operator reads back its own XComs when it resumes)."""
+        return self.xcoms.get(key)
+
 
 class DictStateStore:
     """Stands in for Airflow 3.3's ``task_state_store``: the same get/set/delete calls."""

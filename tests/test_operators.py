@@ -80,6 +80,24 @@ def test_deferrable_edit_defers_then_returns_output_urls(wavespeed_conn: Emulato
     assert wavespeed_conn.submit_count() == 1
 
 
+def test_worker_time_survives_a_resume_without_defer_kwargs(
+    wavespeed_conn: Emulator, emulator_image_url: str
+) -> None:
+    """dag.test() resumes with only the event; the deferring run's worker seconds come from its XCom."""
+    operator = edit(emulator_image_url, timeout=120)
+    context = make_context(task_id=operator.task_id)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    pending = context["ti"].xcoms["prediction"]
+    assert pending["status"] in ("created", "processing")
+    assert deferred.value.kwargs["worker_seconds"] > 0
+    assert pending["task_timings"] == {"worker_seconds": round(deferred.value.kwargs["worker_seconds"], 3)}
+
+    operator.execute_complete(context, event=run_trigger(deferred.value.trigger))  # no kwargs
+    timings = context["ti"].xcoms["prediction"]["task_timings"]
+    assert timings["worker_seconds"] >= pending["task_timings"]["worker_seconds"] > 0
+
+
 def test_non_deferrable_edit_polls_in_the_task(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
     wavespeed_conn.config.processing_polls = 3
     outputs = edit(emulator_image_url, deferrable=False).execute(make_context())

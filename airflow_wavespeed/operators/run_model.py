@@ -149,7 +149,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
             return prediction.id
         if not prediction.status.is_terminal():
             if self.deferrable:
-                self._defer(prediction.id, worker_seconds=time.monotonic() - started)
+                self._defer(context, prediction, worker_seconds=time.monotonic() - started)
             prediction = self.hook.wait_for_prediction(
                 prediction.id, poll_interval=self.poll_interval, timeout=self.timeout_seconds
             )
@@ -160,13 +160,19 @@ class WaveSpeedRunModelOperator(BaseOperator):
         context: Context,
         event: dict[str, Any] | None = None,
         prediction_id: str | None = None,
-        worker_seconds: float = 0.0,
+        worker_seconds: float | None = None,
     ) -> Any:
         """Resume after the trigger fired: finish, or raise with the prediction id and the reason."""
         from airflow_wavespeed.utils.completion import prediction_from_event
 
         started = time.monotonic()
         prediction = prediction_from_event(event, expected_id=prediction_id)
+        if worker_seconds is None:
+            # dag.test() resumes with the event alone, dropping defer()'s kwargs; the deferring run
+            # left its timings in the ``prediction`` XCom.
+            ti = context["ti"]
+            pushed = ti.xcom_pull(task_ids=self.task_id, key="prediction", map_indexes=ti.map_index)
+            worker_seconds = ((pushed or {}).get("task_timings") or {}).get("worker_seconds", 0.0)
         if self.enable_base64_output and prediction.status.is_success():
             # The trigger left base64 outputs out of its event; fetch them here, on the worker.
             prediction = self.hook.get_prediction(prediction.id)
@@ -178,10 +184,14 @@ class WaveSpeedRunModelOperator(BaseOperator):
             resumed_at=started,
         )
 
-    def _defer(self, prediction_id: str, *, worker_seconds: float) -> None:
+    def _defer(self, context: Context, prediction: Prediction, *, worker_seconds: float) -> None:
         from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
 
+        prediction_id = prediction.id
         self.log.info("Deferring to the triggerer after %.2f s on the worker", worker_seconds)
+        # What the prediction looks like while it waits; replaced by the final metadata on completion.
+        pending = {**prediction.to_xcom(), "task_timings": {"worker_seconds": round(worker_seconds, 3)}}
+        context["ti"].xcom_push(key="prediction", value=pending)
         self.defer(
             trigger=WaveSpeedPredictionTrigger(
                 prediction_id=prediction_id,
