@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -83,10 +84,12 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             self.poll_interval,
         )
         # The first trigger in a triggerer imports the hook and aiohttp off the event loop, so the other
-        # triggers' polls do not stall behind it; later imports are a dict lookup.
+        # triggers' polls do not stall behind it.
         for module in ("aiohttp", "airflow_wavespeed.hooks.wavespeed"):
-            await asyncio.to_thread(importlib.import_module, module)
+            if module not in sys.modules:
+                await asyncio.to_thread(importlib.import_module, module)
         from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
+
         try:
             async with shared_client_session_lease():
                 event = await self._wait()
