@@ -26,6 +26,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedTimeoutError,
     WaveSpeedTransportError,
 )
+from airflow_wavespeed.hooks import wavespeed as wavespeed_module
 from airflow_wavespeed.hooks.wavespeed import (
     WaveSpeedHook,
     close_shared_client_session,
@@ -33,6 +34,7 @@ from airflow_wavespeed.hooks.wavespeed import (
 )
 from airflow_wavespeed.prediction import PredictionStatus
 from tests.conftest import connection_json
+from tests.emulator_fixtures import EMULATOR_API_KEY
 
 EDIT = "openai/gpt-image-2/edit"
 RESULT_PATH = "/api/v3/predictions/{}/result"
@@ -47,6 +49,12 @@ def fast_hook(**kwargs: float) -> WaveSpeedHook:
 
 def edit_inputs(image_url: str, prompt: str = "make it blue") -> dict[str, object]:
     return {"images": [image_url], "prompt": prompt, "aspect_ratio": "1:1"}
+
+
+def captured_logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:
+    """Log lines so far, wherever Airflow's logging config sent them (stdlib records or structlog output)."""
+    out, err = capfd.readouterr()
+    return "\n".join((caplog.text, out, err))
 
 
 def polls(emu: Emulator, prediction_id: str) -> int:
@@ -136,14 +144,17 @@ async def test_async_poll_on_the_shared_session(wavespeed_conn: Emulator, emulat
 
 
 def test_wrong_key_is_an_auth_error_naming_the_connection(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     secret = "sk-wrong-key-7f3a9c"
     monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(emulator.base_url, secret))
     with pytest.raises(WaveSpeedAuthError, match="wavespeed_default") as raised:
         fast_hook().get_prediction("abc")
     assert raised.value.http_status == 401
-    assert secret not in str(raised.value) and secret not in caplog.text
+    assert secret not in str(raised.value) and secret not in captured_logs(caplog, capfd)
 
 
 def test_missing_key_is_a_clear_error_before_any_request(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -303,6 +314,55 @@ async def test_async_poll_rereads_a_rotated_key_and_never_caches_a_failed_read(
             await fast_hook().aget_prediction(prediction.id)
     finally:
         await close_shared_client_session()
+
+
+async def test_many_polls_refused_at_once_reread_the_rotated_key_once(
+    wavespeed_conn: Emulator, emulator_image_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a key rotation every waiting trigger is refused together: one re-read serves them all."""
+    prediction = fast_hook().submit(EDIT, edit_inputs(emulator_image_url))
+    reads = []
+    real_read = WaveSpeedHook.aget_connection
+
+    async def counting_read(conn_id: str) -> object:
+        reads.append(conn_id)
+        return await real_read(conn_id)
+
+    monkeypatch.setattr(WaveSpeedHook, "aget_connection", staticmethod(counting_read))
+    try:
+        await fast_hook().aget_prediction(prediction.id)
+        rotated = "rotated-" + "k" * 24
+        monkeypatch.setattr(wavespeed_conn.state, "api_key", rotated)
+        monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(wavespeed_conn.base_url, rotated))
+        done = await asyncio.gather(*(fast_hook().aget_prediction(prediction.id) for _ in range(20)))
+    finally:
+        await close_shared_client_session()
+    assert {p.id for p in done} == {prediction.id}
+    assert len(reads) == 2, "the first read, then one re-read for all twenty refused polls"
+
+
+async def test_async_polls_keep_the_last_good_key_when_a_connection_refresh_fails(
+    wavespeed_conn: Emulator,
+    emulator_image_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A refresh that fails (API server restarting) must not fail every waiting task."""
+    prediction = fast_hook().submit(EDIT, edit_inputs(emulator_image_url))
+    monkeypatch.setattr(wavespeed_module, "CONNECTION_CACHE_SECONDS", 0.0)  # every call refreshes
+    try:
+        await fast_hook().aget_prediction(prediction.id)
+        monkeypatch.delenv("AIRFLOW_CONN_WAVESPEED_DEFAULT")  # the connection can no longer be read
+        caplog.set_level(logging.WARNING)
+        assert (await fast_hook().aget_prediction(prediction.id)).id == prediction.id
+        logs = captured_logs(caplog, capfd)
+        assert "Re-reading Airflow connection 'wavespeed_default' failed" in logs
+        assert EMULATOR_API_KEY not in logs
+    finally:
+        await close_shared_client_session()
+    with pytest.raises(Exception, match="wavespeed_default"):  # cache dropped: no good key to fall back on
+        await fast_hook().aget_prediction(prediction.id)
 
 
 def test_polls_ride_out_intermittent_faults(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
@@ -492,7 +552,12 @@ def test_test_connection_both_ways(emulator: Emulator, monkeypatch: pytest.Monke
     assert not ok and "API key" in message and "sk-bad-key-123" not in message
 
 
-def test_the_key_never_shows(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, sample_png: bytes) -> None:
+def test_the_key_never_shows(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    sample_png: bytes,
+) -> None:
     secret = "ws-live-SECRET-5d1e8f0a9b"
     caplog.set_level(logging.DEBUG)
     with Emulator(api_key=secret, config=EmulatorConfig(processing_polls=1, scale=0.0625)) as emu:
@@ -512,5 +577,6 @@ def test_the_key_never_shows(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Log
         with pytest.raises(WaveSpeedError) as raised:
             hook.submit(EDIT, edit_inputs("https://example.com/a.png"))
         texts.append(str(raised.value))
-    texts.append(caplog.text)
-    assert all(secret not in text for text in texts)
+    logs = captured_logs(caplog, capfd)
+    assert "Submitted WaveSpeed prediction" in logs, "the hook's log lines were captured"
+    assert all(secret not in text for text in [*texts, logs])

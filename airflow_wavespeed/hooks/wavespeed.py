@@ -171,28 +171,44 @@ class WaveSpeedHook(BaseHook):
     def _credentials(self) -> _Credentials:
         return self._credentials_from(self.get_connection(self.wavespeed_conn_id))
 
-    async def _acredentials(self, *, reread: bool = False) -> _Credentials:
+    async def _acredentials(self, *, refused: _Credentials | None = None) -> _Credentials:
         """
         The connection, read without blocking the event loop and shared by the hooks on that loop.
 
         A triggerer may hold thousands of triggers on one connection; each lookup can be a round trip
         through the API server, so the loop reads it once per :data:`CONNECTION_CACHE_SECONDS`, and
-        concurrent first lookups wait on the same read. ``reread`` forces a fresh read (a refused key).
+        callers arriving while a read is under way wait on that read. ``refused`` (a key the API just
+        refused) forces a fresh read unless one was made since. A refresh that fails keeps the last
+        good credentials, so a brief API-server outage does not fail every waiting task.
         """
-        cache = _LOOP_CREDENTIALS.setdefault(asyncio.get_running_loop(), {})
+        loop = asyncio.get_running_loop()
+        cache = _LOOP_CREDENTIALS.get(loop)
+        if cache is None:
+            _forget_closed_loops(_LOOP_CREDENTIALS)
+            cache = _LOOP_CREDENTIALS[loop] = {}
         entry = cache.get(self.wavespeed_conn_id)
-        if reread or entry is None or entry[1] < time.monotonic():
-            entry = (asyncio.ensure_future(self._aread_credentials()), time.monotonic() + CONNECTION_CACHE_SECONDS)
-            cache[self.wavespeed_conn_id] = entry
+        if entry is None or _needs_read(entry, refused):
+            read = asyncio.ensure_future(self._aread_credentials(None if entry is None else _settled(entry[0])))
+            entry = cache[self.wavespeed_conn_id] = (read, time.monotonic() + CONNECTION_CACHE_SECONDS)
         try:
             return await asyncio.shield(entry[0])
         except Exception:
             if cache.get(self.wavespeed_conn_id) is entry:
-                del cache[self.wavespeed_conn_id]  # a failed read is not cached
+                del cache[self.wavespeed_conn_id]  # a failed first read is not cached
             raise
 
-    async def _aread_credentials(self) -> _Credentials:
-        return self._credentials_from(await self.aget_connection(self.wavespeed_conn_id))
+    async def _aread_credentials(self, last_good: _Credentials | None) -> _Credentials:
+        try:
+            return self._credentials_from(await self.aget_connection(self.wavespeed_conn_id))
+        except Exception as error:
+            if last_good is None:
+                raise
+            self.log.warning(
+                "Re-reading Airflow connection %r failed (%s); polls go on with the key read before",
+                self.wavespeed_conn_id,
+                error,
+            )
+            return last_good
 
     @property
     def base_url(self) -> str:
@@ -323,23 +339,23 @@ class WaveSpeedHook(BaseHook):
 
     # ---------------------------------------------------------------- async transport
 
-    async def _arequest(
-        self, method: str, path: str, *, context: str, parse: Callable[[dict[str, Any], str], Any]
-    ) -> Any:
-        """The async twin of :meth:`_request`, for idempotent calls made from a trigger."""
+    async def _aget(self, path: str, *, context: str, parse: Callable[[dict[str, Any], str], Any]) -> Any:
+        """The async twin of :meth:`_request`, for a trigger's polls.
+
+        GET only: it retries every failure the rule allows, which a request that may bill must not.
+        """
         credentials = await self._acredentials()
         try:
-            return await self._asend_with_retries(method, path, credentials, context=context, parse=parse)
+            return await self._asend_with_retries(path, credentials, context=context, parse=parse)
         except WaveSpeedAuthError:
             # The loop's cached connection may hold a key rotated since: read it again, retry if it changed.
-            fresh = await self._acredentials(reread=True)
+            fresh = await self._acredentials(refused=credentials)
             if fresh == credentials:
                 raise
-            return await self._asend_with_retries(method, path, fresh, context=context, parse=parse)
+            return await self._asend_with_retries(path, fresh, context=context, parse=parse)
 
     async def _asend_with_retries(
         self,
-        method: str,
         path: str,
         credentials: _Credentials,
         *,
@@ -354,7 +370,7 @@ class WaveSpeedHook(BaseHook):
         """
         started = time.monotonic()
         try:
-            return await self._asend(method, path, credentials, context=context, parse=parse)
+            return await self._asend(path, credentials, context=context, parse=parse)
         except WaveSpeedError as error:
             if self.max_attempts == 1 or not self.is_retryable(error):
                 raise
@@ -365,24 +381,23 @@ class WaveSpeedHook(BaseHook):
                     # Replayed as the loop's try 1, so the rule computes its wait (or Retry-After) from it.
                     replayed, first_error = first_error, None
                     raise replayed
-                return await self._asend(method, path, credentials, context=context, parse=parse)
+                return await self._asend(path, credentials, context=context, parse=parse)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     async def _asend(
         self,
-        method: str,
         path: str,
         credentials: _Credentials,
         *,
         context: str,
         parse: Callable[[dict[str, Any], str], Any],
     ) -> Any:
-        """One try: send, read the body, return ``parse(data, message)`` of the envelope."""
+        """One try: GET, read the body, return ``parse(data, message)`` of the envelope."""
         import aiohttp
 
         try:
-            async with shared_client_session().request(
-                method, f"{credentials.base_url}{path}", headers=credentials.headers, timeout=self._client_timeout
+            async with shared_client_session().get(
+                f"{credentials.base_url}{path}", headers=credentials.headers, timeout=self._client_timeout
             ) as response:
                 body = await response.read()
                 status = response.status
@@ -453,8 +468,7 @@ class WaveSpeedHook(BaseHook):
     async def aget_prediction(self, prediction_id: str) -> Prediction:
         """:meth:`get_prediction` for the triggerer: aiohttp on a shared session, never blocking."""
         validate_prediction_id(prediction_id)
-        prediction: Prediction = await self._arequest(
-            "GET",
+        prediction: Prediction = await self._aget(
             f"/api/v3/predictions/{prediction_id}/result",
             context=f"get prediction {prediction_id}",
             parse=lambda data, message: _prediction_from(data, message, prediction_id),
@@ -586,11 +600,9 @@ def shared_client_session() -> aiohttp.ClientSession:
     import aiohttp
 
     loop = asyncio.get_running_loop()
-    for other in [other for other in _SESSIONS if other.is_closed()]:
-        del _SESSIONS[other]
-        _LOOP_CREDENTIALS.pop(other, None)
     session = _SESSIONS.get(loop)
     if session is None or session.closed:
+        _forget_closed_loops(_SESSIONS)
         connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=30)
         session = aiohttp.ClientSession(connector=connector)
         _SESSIONS[loop] = session
@@ -621,6 +633,31 @@ async def close_shared_client_session() -> None:
     session = _SESSIONS.pop(asyncio.get_running_loop(), None)
     if session is not None:
         await session.close()
+
+
+def _forget_closed_loops(per_loop: dict[asyncio.AbstractEventLoop, Any]) -> None:
+    """Drop what closed event loops left behind (each ``dag.test()`` trigger runs in its own loop)."""
+    for loop in [loop for loop in per_loop if loop.is_closed()]:
+        del per_loop[loop]
+
+
+def _needs_read(entry: tuple[asyncio.Future[_Credentials], float], refused: _Credentials | None) -> bool:
+    """Whether a loop's cached read must be replaced: it failed, expired or gave the refused key.
+
+    Never while it is still running: callers arriving then share it.
+    """
+    read, expires = entry
+    if not read.done():
+        return False
+    last_good = _settled(read)
+    return last_good is None or last_good == refused or expires < time.monotonic()
+
+
+def _settled(read: asyncio.Future[_Credentials]) -> _Credentials | None:
+    """What a finished connection read gave; None while it runs, or when it failed or was cancelled."""
+    if not read.done() or read.cancelled() or read.exception() is not None:
+        return None
+    return read.result()
 
 
 _SESSIONS: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,20 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 if TYPE_CHECKING:
     from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
     from airflow_wavespeed.prediction import Prediction
+
+
+#: Set once the modules the wait needs are fully imported (``sys.modules`` lists a module while it
+#: is still being imported, so it cannot tell).
+_IMPORTED = False
+
+
+async def _import_off_the_loop() -> None:
+    """Import the hook and aiohttp in a thread, so the triggerer's loop never waits on an import."""
+    global _IMPORTED
+    if not _IMPORTED:
+        for module in ("aiohttp", "airflow_wavespeed.hooks.wavespeed"):
+            await asyncio.to_thread(importlib.import_module, module)
+        _IMPORTED = True
 
 
 class WaveSpeedPredictionTrigger(BaseTrigger):
@@ -83,11 +96,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             self.prediction_id,
             self.poll_interval,
         )
-        # The first trigger in a triggerer imports the hook and aiohttp off the event loop, so the other
-        # triggers' polls do not stall behind it.
-        for module in ("aiohttp", "airflow_wavespeed.hooks.wavespeed"):
-            if module not in sys.modules:
-                await asyncio.to_thread(importlib.import_module, module)
+        await _import_off_the_loop()
         from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
 
         try:
