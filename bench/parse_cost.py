@@ -105,28 +105,31 @@ def sample(
     return result, err
 
 
-def import_chains(importtime_log: str, wanted: list[str]) -> dict[str, list[str]]:
-    """For each wanted module, the chain of imports (outermost first) that loaded it after airflow.sdk."""
+def imports_after_sdk(importtime_log: str) -> list[tuple[int, str, int, int]]:
+    """``python -X importtime`` lines after the top-level ``airflow.sdk``: (depth, name, self µs, cumulative µs)."""
     entries = []
     for line in importtime_log.splitlines():
-        if not line.startswith("import time:") or "|" not in line:
-            continue
         parts = line.split("|")
-        if not parts[0].split(":")[1].strip().isdigit():
-            continue  # the header line
+        if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
+            continue  # other stderr output, or the header line
         name_field = parts[2]
         depth = (len(name_field) - len(name_field.lstrip(" ")) - 1) // 2
-        entries.append((depth, name_field.strip(), int(parts[1].strip())))
+        entries.append((depth, name_field.strip(), int(parts[0].split(":")[1]), int(parts[1])))
     start = next(
-        (i for i, (depth, name, _) in enumerate(entries) if name == "airflow.sdk" and depth == 0), -1
+        (i for i, (depth, name, *_) in enumerate(entries) if name == "airflow.sdk" and depth == 0), -1
     )
-    entries = entries[start + 1 :]
+    return entries[start + 1 :]
+
+
+def import_chains(importtime_log: str, wanted: list[str]) -> dict[str, list[str]]:
+    """For each wanted module, the chain of imports (outermost first) that loaded it after airflow.sdk."""
+    entries = imports_after_sdk(importtime_log)
     chains: dict[str, list[str]] = {}
-    for index, (depth, name, _) in enumerate(entries):
+    for index, (depth, name, *_) in enumerate(entries):
         if name not in wanted or name in chains:
             continue
         chain, level = [name], depth
-        for later_depth, later_name, _ in entries[index + 1 :]:
+        for later_depth, later_name, *_ in entries[index + 1 :]:
             if later_depth < level:  # importtime prints a parent after its children
                 chain.append(later_name)
                 level = later_depth
@@ -138,17 +141,7 @@ def import_chains(importtime_log: str, wanted: list[str]) -> dict[str, list[str]
 
 def top_imports(importtime_log: str, count: int = 8) -> list[tuple[str, int, int]]:
     """The modules imported after airflow.sdk with the largest self time: (name, self µs, cumulative µs)."""
-    rows = []
-    seen_sdk = False
-    for line in importtime_log.splitlines():
-        parts = line.split("|")
-        if len(parts) != 3 or not parts[1].strip().isdigit():
-            continue
-        name = parts[2].strip()
-        if not seen_sdk:
-            seen_sdk = name == "airflow.sdk" and parts[2].startswith(" airflow.sdk")
-            continue
-        rows.append((name, int(parts[0].split(":")[1]), int(parts[1])))
+    rows = [(name, own, cumulative) for _, name, own, cumulative in imports_after_sdk(importtime_log)]
     return sorted(rows, key=lambda row: -row[1])[:count]
 
 
