@@ -7,7 +7,7 @@ id, the HTTP status and the API's own message only.
 
 from __future__ import annotations
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class WaveSpeedError(AirflowException):
@@ -83,10 +83,11 @@ class WaveSpeedTransportError(WaveSpeedError):
         self.request_sent = request_sent
 
 
-class WaveSpeedSubmitUncertainError(WaveSpeedError):
+class WaveSpeedSubmitUncertainError(WaveSpeedError, AirflowFailException):
     """A submit failed in a way that may still have created (and billed) a prediction.
 
-    It is never retried automatically: a second POST could bill a second prediction.
+    It is never retried automatically: a second POST could bill a second prediction. It is an
+    ``AirflowFailException`` so the task fails without using its ``retries``, which would submit again.
     """
 
 

@@ -113,6 +113,11 @@ class Prediction:
     def any_nsfw(self) -> bool:
         return any(self.has_nsfw_contents)
 
+    @property
+    def has_inline_outputs(self) -> bool:
+        """Whether any output is image data (base64) rather than a URL: never for XCom or trigger events."""
+        return not all(is_output_url(output) for output in self.outputs)
+
     def to_xcom(self) -> dict[str, Any]:
         """Small JSON-safe metadata for XCom: ids, status, timings and flags, never outputs or bytes."""
         return {
@@ -125,6 +130,11 @@ class Prediction:
             "error": self.error,
             "num_outputs": len(self.outputs),
         }
+
+
+def is_output_url(output: str) -> bool:
+    """An output WaveSpeed serves by URL; anything else is base64 image data."""
+    return output.startswith(("http://", "https://"))
 
 
 def parse_envelope(
@@ -151,17 +161,16 @@ def parse_envelope(
     envelope = payload if isinstance(payload, dict) else {}
     api_message = str(envelope.get("message") or envelope.get("error") or "")
     code = envelope.get("code")
+    data = envelope.get("data")
+    # A sync-mode submit that outlived its wait answers code 5004 (over HTTP 200, or a 5xx such as a
+    # gateway's 504) with the still-running prediction in `data`: a prediction to wait on, not an error.
+    carries_prediction = isinstance(data, dict) and bool(data.get("id")) and "status" in data
 
-    if http_status >= 400:
+    if http_status >= 400 and not (http_status >= 500 and carries_prediction):
         _raise_for_status(http_status, api_message, text, context, conn_id, retry_after)
     if not isinstance(payload, dict):
         raise WaveSpeedMalformedResponseError(f"{context}: body is not a JSON object", http_status=http_status, body=text)
-    data = envelope.get("data")
-    if isinstance(code, int) and code != 200:
-        # A sync-mode submit that outlived its wait answers code 5004 with the still-running
-        # prediction in `data`: that is a prediction to keep waiting on, not an error.
-        if isinstance(data, dict) and data.get("id") and "status" in data:
-            return data, api_message
+    if isinstance(code, int) and code != 200 and not carries_prediction:
         _raise_for_status(code, api_message, text, context, conn_id, retry_after)
     if not isinstance(data, dict):
         raise WaveSpeedMalformedResponseError(f"{context}: no 'data' object", http_status=http_status, body=text)

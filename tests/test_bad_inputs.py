@@ -37,6 +37,11 @@ CONSTRUCTION_CASES = [
     ({"timeout": 0}, "timeout"),
     ({"timeout": float("nan")}, "timeout"),
     ({"enable_base64_output": True}, "enable_base64_output=True needs output_uri"),
+    ({"output_uri": "/tmp/edits", "wait_for_completion": False}, "output_uri needs wait_for_completion=True"),
+    (
+        {"enable_base64_output": True, "output_uri": "/tmp/edits", "wait_for_completion": False},
+        "output_uri needs wait_for_completion=True",
+    ),
     ({"extra_inputs": ["quality", "high"]}, "extra_inputs must be a dict"),
     ({"extra_inputs": {"prompt": "sneaky"}}, "extra_inputs may not set prompt"),
     ({"output_uri": "ftp://host/dir"}, "output_uri"),
@@ -93,4 +98,40 @@ def test_templated_values_are_checked_after_rendering(wavespeed_conn: Emulator) 
     operator.images, operator.prompt = ["gopher://x/y.png"], "fine"
     with pytest.raises(WaveSpeedInputError, match="images\\[0\\].*gopher"):
         operator.execute(make_context())
+    assert wavespeed_conn.requests == []
+
+
+def test_a_local_file_of_a_refused_type_stops_the_task_before_any_upload(
+    wavespeed_conn: Emulator, tmp_path: Any, sample_png: bytes
+) -> None:
+    """The first image is fine; the second is not an uploadable type, so nothing is uploaded at all."""
+    from airflow_wavespeed.exceptions import WaveSpeedInputError
+
+    good, bad = tmp_path / "a.png", tmp_path / "b.heic"
+    good.write_bytes(sample_png)
+    bad.write_bytes(b"not really an image")
+    operator = WaveSpeedImageEditOperator(task_id="edit", images=[str(good), str(bad)], prompt="make it blue")
+    with pytest.raises(WaveSpeedInputError, match="images\\[1\\]: 'b.heic' is not an image type.*\\.png"):
+        operator.execute(make_context())
+    assert wavespeed_conn.requests == []
+
+
+SENSOR_CASES = [
+    pytest.param({"poke_interval": 0}, "poke_interval", id="sensor-zero-poke-interval"),
+    pytest.param({"timeout": 0}, "timeout", id="sensor-zero-timeout"),
+    pytest.param({"deferrable": "yes"}, "deferrable must be True or False", id="sensor-non-bool-deferrable"),
+    pytest.param({"nsfw_policy": "ignore"}, "nsfw_policy", id="sensor-unknown-nsfw-policy"),
+    pytest.param({"prediction_id": "../balance"}, "prediction_id", id="sensor-bad-prediction-id"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), SENSOR_CASES)
+def test_sensor_arguments_are_checked_at_construction(
+    wavespeed_conn: Emulator, override: dict[str, Any], message: str
+) -> None:
+    from airflow_wavespeed.exceptions import WaveSpeedInputError
+    from airflow_wavespeed.sensors.prediction import WaveSpeedPredictionSensor
+
+    with pytest.raises(WaveSpeedInputError, match=message):
+        WaveSpeedPredictionSensor(task_id="wait", **{"prediction_id": "abc123", **override})
     assert wavespeed_conn.requests == []

@@ -100,6 +100,19 @@ def test_a_retry_resumes_the_submitted_prediction_through_airflow(
         assert airflow_env.submit_count(include_rejected=True) == 2
 
 
+def test_an_uncertain_submit_fails_the_task_without_using_its_retries(
+    airflow_db: None, airflow_env: Emulator, emulator_image_url: str
+) -> None:
+    """The submit's answer is lost (HTTP 500 after creating it): retries=2, yet one submit in all."""
+    airflow_env.config.submit_5xx_rate = 1.0
+    dag = load_dag_bag(Path(__file__).parent / "dags").get_dag("wavespeed_uncertain_submit")  # type: ignore[attr-defined]
+    dag_run = dag.test(run_conf={"image_url": emulator_image_url})
+    assert dag_run.state == "failed"
+    assert airflow_env.submit_count(include_rejected=True) == 1
+    (ti,) = dag_run.get_task_instances()
+    assert ti.state == "failed" and ti.try_number == 1
+
+
 def _has_task_state_store() -> bool:
     try:
         from airflow.sdk import ResumableJobMixin  # noqa: F401  (arrived with the store in 3.3)

@@ -452,6 +452,9 @@ def test_retry_sequence_is_bounded_in_total_time(wavespeed_conn: Emulator, emula
         (WaveSpeedServerError("x", http_status=500), True, False),
         (WaveSpeedServerError("x", http_status=503), False, True),
         (WaveSpeedServerError("x", http_status=501), False, False),
+        (WaveSpeedServerError("x", http_status=5003), False, True),
+        (WaveSpeedServerError("x", http_status=5000), False, True),
+        (WaveSpeedServerError("x", http_status=5003), True, False),
         (WaveSpeedMalformedResponseError("x", http_status=200, body=""), False, True),
         (WaveSpeedMalformedResponseError("x", http_status=200, body=""), True, False),
         (WaveSpeedBadRequestError("x", http_status=400), False, False),
@@ -461,7 +464,7 @@ def test_retry_sequence_is_bounded_in_total_time(wavespeed_conn: Emulator, emula
     ],
     ids=[
         "429-submit", "429-poll", "refused-submit", "sent-submit", "sent-poll", "500-submit", "503-poll",
-        "501-poll", "malformed-poll", "malformed-submit", "400", "401", "404", "other",
+        "501-poll", "code-5003-poll", "code-5000-poll", "code-5003-submit", "malformed-poll", "malformed-submit", "400", "401", "404", "other",
     ],
 )
 def test_retry_rule_table(error: BaseException, for_submit: bool, retryable: bool) -> None:
@@ -580,3 +583,28 @@ def test_the_key_never_shows(
     logs = captured_logs(caplog, capfd)
     assert "Submitted WaveSpeed prediction" in logs, "the hook's log lines were captured"
     assert all(secret not in text for text in [*texts, logs])
+
+
+def test_an_error_status_that_carries_the_prediction_is_a_prediction_to_wait_on() -> None:
+    """Sync mode's code 5004 may come over a 5xx: the body's prediction id must not be dropped."""
+    import json
+
+    from airflow_wavespeed.prediction import parse_envelope
+
+    running = {"id": "abc123", "status": "processing", "outputs": []}
+    body = json.dumps({"code": 5004, "message": "sync mode timed out", "data": running})
+    for http_status in (200, 504):
+        data, message = parse_envelope(http_status, body, context="submit")
+        assert data == running and message == "sync mode timed out"
+    with pytest.raises(WaveSpeedServerError, match="HTTP 504"):
+        parse_envelope(504, "<html><h1>504 Gateway Time-out</h1></html>", context="submit")
+    with pytest.raises(WaveSpeedBadRequestError):  # only a 5xx is read as "still running"
+        parse_envelope(400, json.dumps({"code": 400, "message": "bad", "data": running}), context="submit")
+    with pytest.raises(WaveSpeedServerError):  # an envelope 5003 without a prediction is an error
+        parse_envelope(200, json.dumps({"code": 5003, "message": "unavailable", "data": None}), context="poll")
+
+
+def test_an_uncertain_submit_fails_the_task_without_its_retries() -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    assert issubclass(WaveSpeedSubmitUncertainError, AirflowFailException)

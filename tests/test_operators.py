@@ -119,6 +119,20 @@ def test_sync_mode_that_times_out_falls_back_to_waiting_by_id(wavespeed_conn: Em
     assert wavespeed_conn.submit_count(include_rejected=True) == 1
 
 
+def test_sync_mode_timeout_answered_over_http_504_falls_back_to_waiting_by_id(
+    wavespeed_conn: Emulator, emulator_image_url: str
+) -> None:
+    """Code 5004 with the prediction in the body over a gateway-style 504: wait by id, never resubmit."""
+    wavespeed_conn.config.processing_seconds = 1.0
+    wavespeed_conn.config.sync_timeout_seconds = 0.2
+    wavespeed_conn.config.sync_timeout_http_status = 504
+    context = make_context()
+    outputs = run_deferred(edit(emulator_image_url, enable_sync_mode=True), context)
+    assert len(outputs) == 1
+    assert wavespeed_conn.submit_count(include_rejected=True) == 1
+    assert context["ti"].xcoms["prediction"]["status"] == "completed"
+
+
 def test_wait_for_completion_false_returns_the_prediction_id(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
     context = make_context()
     prediction_id = edit(emulator_image_url, wait_for_completion=False).execute(context)
@@ -281,7 +295,7 @@ def test_retry_resumes_a_running_prediction_without_submitting(wavespeed_conn: E
     first = make_context(store=store)
     with pytest.raises(TaskDeferred):
         edit(emulator_image_url).execute(first)  # the first try dies here, after submitting
-    assert store.values[STATE_STORE_KEY] == first["ti"].xcoms["prediction_id"]
+    assert store.values[STATE_STORE_KEY]["id"] == first["ti"].xcoms["prediction_id"]
 
     second = make_context(store=store, try_number=2)
     outputs = run_deferred(edit(emulator_image_url), second)
@@ -296,7 +310,7 @@ def test_retry_of_a_finished_prediction_returns_its_outputs(wavespeed_conn: Emul
     with pytest.raises(TaskDeferred):
         edit(emulator_image_url).execute(make_context(store=store))
     time.sleep(0.1)
-    WaveSpeedHook().wait_for_prediction(store.values[STATE_STORE_KEY], poll_interval=0.05)
+    WaveSpeedHook().wait_for_prediction(store.values[STATE_STORE_KEY]["id"], poll_interval=0.05)
     outputs = edit(emulator_image_url).execute(make_context(store=store, try_number=2))
     assert len(outputs) == 1 and wavespeed_conn.submit_count(include_rejected=True) == 1
 
@@ -308,6 +322,36 @@ def test_retry_after_a_failed_prediction_submits_a_new_one(wavespeed_conn: Emula
     with pytest.raises(WaveSpeedPredictionFailedError):
         run_deferred(edit(emulator_image_url, prompt="[fail] x"), make_context(store=store, try_number=2))
     assert wavespeed_conn.submit_count() == 2
+
+
+def test_a_stored_prediction_is_not_resumed_once_the_inputs_changed(
+    wavespeed_conn: Emulator, emulator_image_url: str
+) -> None:
+    """A task cleared after its prompt was fixed submits the new edit; unchanged inputs still resume."""
+    store = DictStateStore()
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url, prompt="first wording").execute(make_context(store=store))
+    first_id = store.values[STATE_STORE_KEY]["id"]
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url, prompt="first wording").execute(make_context(store=store, try_number=2))
+    assert store.values[STATE_STORE_KEY]["id"] == first_id and wavespeed_conn.submit_count() == 1
+
+    context = make_context(store=store, try_number=3)
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url, prompt="second wording").execute(context)
+    assert wavespeed_conn.submit_count() == 2
+    assert context["ti"].xcoms["prediction_id"] == store.values[STATE_STORE_KEY]["id"] != first_id
+
+
+def test_a_bare_prediction_id_in_the_store_is_resumed(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    """An id stored without a digest (an earlier provider version) is resumed: never a second bill."""
+    store = DictStateStore()
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url).execute(make_context(store=store))
+    store.values[STATE_STORE_KEY] = store.values[STATE_STORE_KEY]["id"]
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url, prompt="anything").execute(make_context(store=store, try_number=2))
+    assert wavespeed_conn.submit_count() == 1
 
 
 def test_without_a_state_store_a_retry_submits_again(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
@@ -372,6 +416,24 @@ def test_sensor_failed_prediction_raises_or_skips(wavespeed_conn: Emulator, emul
         run(sensor(prediction_id, deferrable=deferrable), make_context())
     with pytest.raises(AirflowSkipException, match=prediction_id):
         run(sensor(prediction_id, deferrable=deferrable, soft_fail=True), make_context())
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_sensor_refuses_to_pass_base64_outputs_through_xcom(
+    wavespeed_conn: Emulator, emulator_image_url: str, deferrable: bool
+) -> None:
+    wavespeed_conn.config.processing_polls = 2
+    prediction_id = (
+        WaveSpeedHook()
+        .submit("openai/gpt-image-2/edit", {"images": [emulator_image_url], "prompt": "x"}, enable_base64_output=True)
+        .id
+    )
+    run = run_deferred if deferrable else (lambda op, ctx: op.execute(ctx))
+    context = make_context()
+    with pytest.raises(WaveSpeedError, match=f"{prediction_id} has base64 outputs, which never go through XCom"):
+        run(sensor(prediction_id, deferrable=deferrable), context)
+    assert "return_value" not in context["ti"].xcoms
+    assert context["ti"].xcoms["prediction"]["num_outputs"] == 1
 
 
 def test_sensor_rejects_a_bad_prediction_id_at_construction() -> None:

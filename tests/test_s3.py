@@ -273,6 +273,17 @@ def test_upload_mode_streams_the_object_through_the_media_upload(
     assert outputs == prediction.outputs
 
 
+def test_upload_mode_refuses_an_object_that_is_no_image_before_any_upload(
+    wavespeed_conn: Emulator, s3: Any, bucket: str, sample_png: bytes, sample_png_path: Path
+) -> None:
+    """Neither the key's name nor its first bytes say image: refused naming it, and nothing is uploaded."""
+    s3.put_object(Bucket=bucket, Key="inputs/notes", Body=b"just some text, not an image")
+    op = edit_operator(images=[str(sample_png_path), f"s3://{bucket}/inputs/notes"], input_mode="upload")
+    with pytest.raises(WaveSpeedInputError, match=rf"images\[1\]: s3://{bucket}/inputs/notes is not an image type"):
+        op.execute(edit_context())
+    assert wavespeed_conn.requests == []
+
+
 @pytest.mark.parametrize(
     "missing",
     [

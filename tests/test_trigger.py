@@ -104,6 +104,17 @@ async def test_base64_outputs_stay_out_of_the_event(wavespeed_conn: Emulator, em
     assert event["prediction"]["num_outputs"] == 1
 
 
+async def test_base64_outputs_never_enter_an_event_even_when_outputs_are_asked_for(
+    wavespeed_conn: Emulator, emulator_image_url: str
+) -> None:
+    hook = WaveSpeedHook()
+    prediction = hook.submit(EDIT, {"images": [emulator_image_url], "prompt": "x"}, enable_base64_output=True)
+    trigger = WaveSpeedPredictionTrigger(prediction.id, poll_interval=0.05, end_time=time.time() + 30)
+    (event,) = await events_of(trigger)
+    assert event["status"] == "success" and event["outputs"] == []
+    assert event["prediction"]["num_outputs"] == 1
+
+
 async def test_many_triggers_share_one_connection_pool(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
     from airflow_wavespeed.hooks import wavespeed
 

@@ -29,6 +29,7 @@ _HELP: dict[str, str] = {
     "scale": "output size factor (1.0 = real sizes such as 1024x1024)",
     "balance": "USD answered by GET /api/v3/balance",
     "sync_timeout_seconds": "how long a sync-mode POST waits before answering code 5004",
+    "sync_timeout_http_status": "the HTTP status of that code-5004 answer (200, or e.g. 504)",
     "max_upload_bytes": "upload size limit (413 past it)",
     "large_output_bytes": "pad output files to this many bytes, streamed (0 = off)",
     "base64_data_uri_prefix": "prefix base64 outputs with data:image/...;base64,",

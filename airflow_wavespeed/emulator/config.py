@@ -41,6 +41,8 @@ class EmulatorConfig:
     scale: float = 1.0
     balance: float = 100.0
     sync_timeout_seconds: float = 30.0
+    # The HTTP status of that code-5004 answer: the docs do not say whether it is 200 or 504.
+    sync_timeout_http_status: int = 200
     max_upload_bytes: int = 64 * 1024 * 1024
     # When > 0, output files are served padded with zeros to this many bytes (streamed).
     large_output_bytes: int = 0

@@ -161,8 +161,8 @@ def _drop(request: web.Request) -> web.Response:
     return web.Response(status=499)  # never sent: the transport is closed
 
 
-def _envelope(data: Any, code: int = 200, message: str = "success") -> web.Response:
-    return web.json_response({"code": code, "message": message, "data": data})
+def _envelope(data: Any, code: int = 200, message: str = "success", status: int = 200) -> web.Response:
+    return web.json_response({"code": code, "message": message, "data": data}, status=status)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -348,7 +348,7 @@ async def _submit(request: web.Request) -> web.StreamResponse:
         return _envelope(prediction.data())
     data = prediction.data()
     data["error"] = SYNC_TIMEOUT_MESSAGE
-    return _envelope(data, code=5004, message=SYNC_TIMEOUT_MESSAGE)
+    return _envelope(data, code=5004, message=SYNC_TIMEOUT_MESSAGE, status=config.sync_timeout_http_status)
 
 
 async def _result(request: web.Request) -> web.StreamResponse:

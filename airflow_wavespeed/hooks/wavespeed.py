@@ -42,7 +42,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedTransportError,
 )
 from airflow_wavespeed.prediction import Prediction, PredictionStatus, parse_envelope
-from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
+from airflow_wavespeed.utils.media import check_uploadable, sniff_image_extension
 from airflow_wavespeed.utils.validation import check_positive, validate_model, validate_prediction_id
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 USER_AGENT = f"airflow-provider-wavespeed/{__version__}"
 #: Statuses a retry may cure: rate limiting and the 5xx answers of a busy or restarting service.
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Envelope ``code`` values over HTTP 200 that mean the same as a 500 or 503: internal, unavailable.
+RETRYABLE_API_CODES = frozenset({5000, 5003})
 #: How long the hooks on one event loop (a triggerer's) reuse a connection they read.
 CONNECTION_CACHE_SECONDS = 60.0
 
@@ -240,7 +242,8 @@ class WaveSpeedHook(BaseHook):
 
         A request that creates billable work (a submit) is retried only when it provably created
         nothing: a 429, or a connection that never opened. Everything else may retry 429, 500, 502,
-        503, 504, malformed bodies, dropped connections and read timeouts.
+        503, 504 (and the envelope codes 5000 and 5003), malformed bodies, dropped connections and read
+        timeouts.
         """
         if isinstance(error, WaveSpeedRateLimitError):
             return True
@@ -249,7 +252,7 @@ class WaveSpeedHook(BaseHook):
         if creates_billable_work:
             return False
         if isinstance(error, WaveSpeedServerError):
-            return error.http_status in RETRYABLE_HTTP_STATUSES
+            return error.http_status in RETRYABLE_HTTP_STATUSES or error.http_status in RETRYABLE_API_CODES
         return isinstance(error, WaveSpeedMalformedResponseError)
 
     def _retry_rule(
@@ -524,12 +527,7 @@ class WaveSpeedHook(BaseHook):
 
         source, filename, rewind, close = _open_upload(path_or_bytes, filename)
         try:
-            content_type = UPLOADABLE_TYPES.get(Path(filename).suffix.lower())
-            if content_type is None:
-                raise WaveSpeedInputError(
-                    f"upload_media: {filename!r} is not an image type WaveSpeed accepts; allowed "
-                    f"extensions: {', '.join(sorted(UPLOADABLE_TYPES))}"
-                )
+            content_type = check_uploadable(filename, argument="upload_media")
 
             def make_body() -> dict[str, Any]:
                 rewind()

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
     from airflow_wavespeed.prediction import Prediction
 
-#: task_state_store key holding the submitted prediction id, so a retry resumes instead of resubmitting.
+#: task_state_store key holding the submitted prediction id (and a digest of what was submitted), so a
+#: retry resumes instead of resubmitting.
 STATE_STORE_KEY = "wavespeed_prediction_id"
 DEFAULT_MAX_OUTPUT_BYTES = 200 * 1024 * 1024
 
@@ -213,7 +214,8 @@ class WaveSpeedRunModelOperator(BaseOperator):
         from airflow_wavespeed.links import prediction_url
 
         store = context.get("task_state_store")
-        previous = self._state_get(store)
+        submission = self.submission_digest()
+        previous = self._state_get(store, submission)
         prediction = None
         if previous:
             try:
@@ -241,7 +243,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
                 enable_sync_mode=self.enable_sync_mode,
                 enable_base64_output=self.enable_base64_output,
             )
-            self._state_set(store, prediction.id)
+            self._state_set(store, prediction.id, submission)
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
         WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, prediction.id))
         return prediction
@@ -298,7 +300,28 @@ class WaveSpeedRunModelOperator(BaseOperator):
 
     # ------------------------------------------------------------ task state store (Airflow ≥ 3.3)
 
-    def _state_get(self, store: Any) -> str | None:
+    def submission_digest(self) -> str:
+        """A digest of what this task submits, as the user wrote it (rendered, before uploads).
+
+        A retry resumes the stored prediction only when the digest matches, so a task cleared after its
+        inputs were changed submits the new edit instead of returning the old one.
+        """
+        import hashlib
+        import json
+
+        fields = {name: getattr(self, name) for name in self.template_fields if name != "output_uri"}
+        submitted = {
+            "model": self.model,
+            "inputs": self.inputs,
+            "fields": fields,
+            "enable_sync_mode": self.enable_sync_mode,
+            "enable_base64_output": self.enable_base64_output,
+        }
+        text = json.dumps(submitted, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _state_get(self, store: Any, submission: str) -> str | None:
+        """The prediction id an earlier try submitted with the same inputs, if any."""
         if store is None:
             return None
         try:
@@ -306,13 +329,23 @@ class WaveSpeedRunModelOperator(BaseOperator):
         except Exception as error:  # a store that cannot answer must not stop the task
             self.log.warning("task_state_store unavailable, a retry would submit again: %s", error)
             return None
-        return value if isinstance(value, str) and value else None
+        if isinstance(value, str) and value:
+            return value  # stored by a provider version without the digest: resuming cannot bill twice
+        if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"]:
+            return None
+        if value.get("submission") != submission:
+            self.log.warning(
+                "Prediction %s from an earlier try was submitted with other inputs; submitting the new ones",
+                value["id"],
+            )
+            return None
+        return str(value["id"])
 
-    def _state_set(self, store: Any, prediction_id: str) -> None:
+    def _state_set(self, store: Any, prediction_id: str, submission: str) -> None:
         if store is None:
             return
         try:
-            store.set(STATE_STORE_KEY, prediction_id)
+            store.set(STATE_STORE_KEY, {"id": prediction_id, "submission": submission})
         except Exception as error:
             self.log.warning("Could not record prediction %s for retries: %s", prediction_id, error)
 
@@ -346,6 +379,12 @@ class WaveSpeedRunModelOperator(BaseOperator):
         check_choice(self.nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
         if ready(self.output_uri):
             check_output_uri(self.output_uri)
+            if self.output_uri and not self.wait_for_completion:
+                raise WaveSpeedInputError(
+                    "output_uri needs wait_for_completion=True: a task that returns the prediction id at once "
+                    "has no outputs to store (store them after a WaveSpeedPredictionSensor with "
+                    "WaveSpeedToS3Operator)"
+                )
             if self.enable_base64_output and not self.output_uri:
                 raise WaveSpeedInputError(
                     "enable_base64_output=True needs output_uri (a local directory or s3:// prefix): base64 "

@@ -13,7 +13,9 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 from airflow_wavespeed.links import WaveSpeedPredictionLink
 from airflow_wavespeed.utils.validation import (
     NSFW_POLICIES,
+    check_bool,
     check_choice,
+    check_positive,
     is_templated,
     validate_prediction_id,
 )
@@ -62,6 +64,9 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.hook_params = hook_params or {}
         self.nsfw_policy = check_choice(nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
+        check_bool(deferrable, argument="deferrable")
+        check_positive(self.poke_interval, argument="poke_interval")
+        check_positive(self.timeout, argument="timeout")
         if not is_templated(prediction_id):
             validate_prediction_id(prediction_id)
 
@@ -118,13 +123,23 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
             prediction = prediction_from_event(event, expected_id=self.prediction_id)
         except WaveSpeedTimeoutError as error:
             self._fail_or_skip(error)
+        metadata = event["prediction"] if isinstance(event, dict) else {}
+        if prediction.status.is_success() and len(prediction.outputs) < (metadata.get("num_outputs") or 0):
+            # The trigger leaves base64 outputs out of its event; fetch them to say what happened.
+            prediction = self.hook.get_prediction(self.prediction_id)
         return self._outputs(context, prediction)
 
     def _outputs(self, context: Context, prediction: Prediction) -> list[str]:
-        from airflow_wavespeed.exceptions import WaveSpeedPredictionFailedError
+        from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedPredictionFailedError
         from airflow_wavespeed.utils.completion import accepted_outputs
 
         context["ti"].xcom_push(key="prediction", value=prediction.to_xcom())
+        if prediction.has_inline_outputs:
+            raise WaveSpeedError(
+                f"WaveSpeed prediction {prediction.id} has base64 outputs, which never go through XCom: submit "
+                "it with enable_base64_output=False for URLs, or wait for it in the submitting operator with "
+                "output_uri set to store the images"
+            )
         try:
             return accepted_outputs(prediction, self.nsfw_policy)
         except WaveSpeedPredictionFailedError as error:

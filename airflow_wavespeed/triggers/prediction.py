@@ -47,8 +47,9 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
     :param wavespeed_conn_id: the connection whose key is used; read inside ``run()``, never serialized.
     :param poll_interval: seconds between polls.
     :param end_time: absolute deadline (epoch seconds); a restarted trigger keeps the original one.
-    :param include_outputs: put ``outputs`` in the event. Tasks that asked for base64 outputs pass
-        False and fetch them from the worker, so megabytes of image data never enter the trigger table.
+    :param include_outputs: put the output URLs in the event. Base64 outputs are never put there
+        (megabytes of image data do not belong in the trigger table): the event then has no
+        ``outputs`` and the task fetches them from the worker. Tasks that asked for base64 pass False.
     :param hook_params: keyword arguments for the hook (timeouts, retry bounds); nothing secret.
     """
 
@@ -137,7 +138,8 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             await asyncio.sleep(self.poll_interval)
 
     def _event(self, status: str, message: str, prediction: Prediction | None = None) -> dict[str, Any]:
-        outputs = list(prediction.outputs) if prediction is not None and self.include_outputs else []
+        with_outputs = prediction is not None and self.include_outputs and not prediction.has_inline_outputs
+        outputs = list(prediction.outputs) if prediction is not None and with_outputs else []
         return {
             "status": status,
             "prediction_id": self.prediction_id,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
-from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
+from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, check_uploadable, sniff_image_extension
 from airflow_wavespeed.utils.validation import image_kind
 
 if TYPE_CHECKING:
@@ -38,10 +38,14 @@ def resolve_images(
     for n, path in local.items():
         if not path.is_file():
             raise WaveSpeedInputError(f"images[{n}]: no file at {str(path)!r}")
+        check_uploadable(path.name, argument=f"images[{n}]")
     s3_inputs = {n: _split_s3(image) for n, image in enumerate(images) if image_kind(image) == "s3"}
     s3: Any = _s3_client(aws_conn_id) if s3_inputs else None
+    upload_names = {}
     for n, (bucket, key) in s3_inputs.items():
         _check_s3_object(s3, bucket, key, f"images[{n}]")
+        if input_mode == "upload":
+            upload_names[n] = _s3_upload_name(s3, bucket, key, f"images[{n}]")
 
     resolved = []
     for n, image in enumerate(images):
@@ -50,7 +54,7 @@ def resolve_images(
         elif n in s3_inputs:
             bucket, key = s3_inputs[n]
             if input_mode == "upload":
-                resolved.append(_upload_s3_object(s3, bucket, key, hook))
+                resolved.append(_upload_s3_object(s3, bucket, key, upload_names[n], hook))
             else:
                 resolved.append(
                     s3.generate_presigned_url(
@@ -91,14 +95,24 @@ def _check_s3_object(s3: Any, bucket: str, key: str, argument: str) -> None:
         raise WaveSpeedInputError(f"{argument}: cannot read s3://{bucket}/{key}: {code or error}") from None
 
 
-def _upload_s3_object(s3: Any, bucket: str, key: str, hook: WaveSpeedHook) -> str:
+def _s3_upload_name(s3: Any, bucket: str, key: str, argument: str) -> str:
+    """The file name to upload an S3 object as; a key without an image extension is named by its first bytes."""
+    filename = Path(key).name
+    if Path(filename).suffix.lower() in UPLOADABLE_TYPES:
+        return filename
+    head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-15")["Body"].read()
+    extension = sniff_image_extension(head)
+    if extension is None:
+        raise WaveSpeedInputError(
+            f"{argument}: s3://{bucket}/{key} is not an image type WaveSpeed accepts (by its name or its first "
+            f"bytes); allowed: {', '.join(sorted(UPLOADABLE_TYPES))}"
+        )
+    return f"{Path(filename).stem or 'input'}{extension}"
+
+
+def _upload_s3_object(s3: Any, bucket: str, key: str, filename: str, hook: WaveSpeedHook) -> str:
     """Stream an object into WaveSpeed's media store through a spooled file: bounded memory."""
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         s3.download_fileobj(bucket, key, spool)
         spool.seek(0)
-        filename = Path(key).name
-        if Path(filename).suffix.lower() not in UPLOADABLE_TYPES:
-            # Keys often carry no extension; the upload endpoint needs one, so name it by its bytes.
-            filename = f"{Path(filename).stem or 'input'}{sniff_image_extension(spool.read(16)) or '.bin'}"
-            spool.seek(0)
         return hook.upload_media(spool, filename=filename)  # type: ignore[arg-type]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from airflow_wavespeed.exceptions import WaveSpeedInputError
+
 #: What the upload endpoint accepts, by file extension.
 UPLOADABLE_TYPES = {
     ".jpg": "image/jpeg",
@@ -13,6 +17,18 @@ UPLOADABLE_TYPES = {
     ".tif": "image/tiff",
     ".tiff": "image/tiff",
 }
+
+
+def check_uploadable(filename: str, *, argument: str) -> str:
+    """Return ``filename``'s content type, or raise naming ``argument`` when the upload endpoint refuses it."""
+    content_type = UPLOADABLE_TYPES.get(Path(filename).suffix.lower())
+    if content_type is None:
+        raise WaveSpeedInputError(
+            f"{argument}: {filename!r} is not an image type WaveSpeed accepts; allowed extensions: "
+            f"{', '.join(sorted(UPLOADABLE_TYPES))}"
+        )
+    return content_type
+
 
 def sniff_image_extension(head: bytes) -> str | None:
     """The file extension for an image's first bytes, for bytes that come without a name."""

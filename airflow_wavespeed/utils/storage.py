@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedInputError
+from airflow_wavespeed.prediction import is_output_url
 from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class _CappedReader(io.RawIOBase):
 
 def describe(output: str) -> str:
     """A short, log-safe name for an output (base64 strings are not printed)."""
-    return output if output.startswith(("http://", "https://")) else f"<base64 output, {len(output)} chars>"
+    return output if is_output_url(output) else f"<base64 output, {len(output)} chars>"
 
 
 @contextmanager
@@ -85,7 +86,7 @@ def open_output(output: str, *, max_output_bytes: int, read_timeout: float = 120
 
     Only http(s) sources are fetched. The download carries no credentials: outputs live on a CDN.
     """
-    if output.startswith(("http://", "https://")):
+    if is_output_url(output):
         import requests
 
         with requests.get(output, stream=True, timeout=(10, read_timeout)) as response:
