@@ -162,40 +162,54 @@ def parse_envelope(
     api_message = str(envelope.get("message") or envelope.get("error") or "")
     code = envelope.get("code")
     data = envelope.get("data")
-    # A sync-mode submit that outlived its wait answers code 5004 (over HTTP 200, or a 5xx such as a
-    # gateway's 504) with the still-running prediction in `data`: a prediction to wait on, not an error.
-    carries_prediction = isinstance(data, dict) and bool(data.get("id")) and "status" in data
+    # An error code that comes with a prediction in `data` describes that prediction: a sync-mode
+    # submit that outlived its wait (code 5004) or a failed task (1403). Over a 5xx (a gateway's 504)
+    # only a still-running prediction is trusted; any other 5xx is a fault, retried where safe.
+    described = data if isinstance(data, dict) and data.get("id") and "status" in data else None
+    carries_prediction = described is not None
+    still_running = described is not None and not PredictionStatus.parse(described["status"]).is_terminal()
 
-    if http_status >= 400 and not (http_status >= 500 and carries_prediction):
+    if http_status >= 400 and not (http_status >= 500 and still_running):
         _raise_for_status(http_status, api_message, text, context, conn_id, retry_after)
     if not isinstance(payload, dict):
         raise WaveSpeedMalformedResponseError(f"{context}: body is not a JSON object", http_status=http_status, body=text)
     if isinstance(code, int) and code != 200 and not carries_prediction:
-        _raise_for_status(code, api_message, text, context, conn_id, retry_after)
+        _raise_for_status(code, api_message, text, context, conn_id, retry_after, source=f"code {code}")
     if not isinstance(data, dict):
         raise WaveSpeedMalformedResponseError(f"{context}: no 'data' object", http_status=http_status, body=text)
     return data, api_message
 
 
 def _raise_for_status(
-    status: int, api_message: str, text: str, context: str, conn_id: str, retry_after: float | None
+    status: int,
+    api_message: str,
+    text: str,
+    context: str,
+    conn_id: str,
+    retry_after: float | None,
+    *,
+    source: str = "",
 ) -> None:
+    """Raise the error class for ``status``, an HTTP status or (``source="code N"``) an envelope code."""
     detail = api_message or text[:200].strip() or "no message"
+    what = source or f"HTTP {status}"
+    # Envelope codes of four digits: 1xxx are input and task errors (like a 4xx), 5xxx service errors.
+    family = status if status < 1000 else (500 if status >= 5000 else 400)
     kwargs: dict[str, Any] = {"http_status": status, "api_message": api_message}
     if status in (401, 403):
         raise WaveSpeedAuthError(
-            f"{context}: WaveSpeed refused the API key (HTTP {status}): {detail}. "
+            f"{context}: WaveSpeed refused the API key ({what}): {detail}. "
             f"Check the API key (the password) of Airflow connection {conn_id!r}.",
             **kwargs,
         )
     if status == 404:
-        raise WaveSpeedNotFoundError(f"{context}: not found (HTTP 404): {detail}", **kwargs)
+        raise WaveSpeedNotFoundError(f"{context}: not found ({what}): {detail}", **kwargs)
     if status == 429:
         raise WaveSpeedRateLimitError(
-            f"{context}: rate limited (HTTP 429): {detail}", retry_after=retry_after, **kwargs
+            f"{context}: rate limited ({what}): {detail}", retry_after=retry_after, **kwargs
         )
-    if status >= 500:
-        raise WaveSpeedServerError(f"{context}: WaveSpeed server error (HTTP {status}): {detail}", **kwargs)
-    if 400 <= status < 500:
-        raise WaveSpeedBadRequestError(f"{context}: rejected (HTTP {status}): {detail}", **kwargs)
-    raise WaveSpeedAPIError(f"{context}: unexpected status {status}: {detail}", **kwargs)
+    if family >= 500:
+        raise WaveSpeedServerError(f"{context}: WaveSpeed server error ({what}): {detail}", **kwargs)
+    if 400 <= family < 500:
+        raise WaveSpeedBadRequestError(f"{context}: rejected ({what}): {detail}", **kwargs)
+    raise WaveSpeedAPIError(f"{context}: unexpected status ({what}): {detail}", **kwargs)

@@ -600,8 +600,13 @@ def test_an_error_status_that_carries_the_prediction_is_a_prediction_to_wait_on(
         parse_envelope(504, "<html><h1>504 Gateway Time-out</h1></html>", context="submit")
     with pytest.raises(WaveSpeedBadRequestError):  # only a 5xx is read as "still running"
         parse_envelope(400, json.dumps({"code": 400, "message": "bad", "data": running}), context="submit")
-    with pytest.raises(WaveSpeedServerError):  # an envelope 5003 without a prediction is an error
+    with pytest.raises(WaveSpeedServerError, match=r"\(code 5003\): unavailable"):  # no prediction: an error
         parse_envelope(200, json.dumps({"code": 5003, "message": "unavailable", "data": None}), context="poll")
+    failed = {**running, "status": "failed", "error": "backend fault"}
+    with pytest.raises(WaveSpeedServerError, match="HTTP 500"):  # over a 5xx only a running prediction counts
+        parse_envelope(500, json.dumps({"code": 500, "message": "boom", "data": failed}), context="poll")
+    with pytest.raises(WaveSpeedBadRequestError, match=r"\(code 1401\)"):  # 1xxx codes are input errors
+        parse_envelope(200, json.dumps({"code": 1401, "message": "invalid parameter", "data": None}), context="x")
 
 
 def test_an_uncertain_submit_fails_the_task_without_its_retries() -> None:

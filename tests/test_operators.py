@@ -141,6 +141,18 @@ def test_wait_for_completion_false_returns_the_prediction_id(wavespeed_conn: Emu
     assert not [r for r in wavespeed_conn.requests if r.path == RESULT.format(prediction_id)]
 
 
+def test_a_local_image_without_an_extension_is_uploaded_named_by_its_bytes(
+    wavespeed_conn: Emulator, tmp_path: Path, sample_png: bytes
+) -> None:
+    path = tmp_path / "photo"
+    path.write_bytes(sample_png)
+    run_deferred(edit(str(path)), make_context())
+    (upload,) = wavespeed_conn.uploads.values()
+    assert upload.data == sample_png
+    (prediction,) = wavespeed_conn.predictions.values()
+    assert prediction.image_urls[0].endswith("/photo.png") and prediction.status == "completed"
+
+
 def test_local_image_is_uploaded_and_extra_inputs_pass_through(wavespeed_conn: Emulator, sample_png_path: Path) -> None:
     operator = edit(str(sample_png_path), extra_inputs={"output_format": "jpeg", "quality": "high"}, aspect_ratio="2:3")
     outputs = run_deferred(operator, make_context())
@@ -209,25 +221,47 @@ def completed(outputs: list[str], flags: list[bool]) -> Prediction:
     return Prediction(id="p", model="m", status=PredictionStatus.COMPLETED, outputs=outputs, has_nsfw_contents=flags)
 
 
+A, B = "https://cdn.example.com/a.png", "https://cdn.example.com/b.png"
+
+
 @pytest.mark.parametrize(
     ("policy", "flags", "expected"),
     [
-        ("allow", [True, False], ["a", "b"]),
-        ("drop", [True, False], ["b"]),
-        ("drop", [False, False], ["a", "b"]),
+        ("allow", [True, False], [A, B]),
+        ("drop", [True, False], [B]),
+        ("drop", [False, False], [A, B]),
         ("drop", [True, True], WaveSpeedNSFWError),
         ("fail", [False, True], WaveSpeedNSFWError),
-        ("fail", [False, False], ["a", "b"]),
-        ("drop", [True], ["b"]),  # fewer flags than outputs: an unflagged output is kept
+        ("fail", [False, False], [A, B]),
+        ("drop", [True], [B]),  # fewer flags than outputs: an unflagged output is kept
     ],
     ids=["allow", "drop-one", "drop-none", "drop-all", "fail", "fail-clean", "short-flags"],
 )
 def test_nsfw_policy_table(policy: str, flags: list[bool], expected: Any) -> None:
     if isinstance(expected, list):
-        assert accepted_outputs(completed(["a", "b"], flags), policy) == expected
+        assert accepted_outputs(completed([A, B], flags), policy) == expected
     else:
         with pytest.raises(expected, match="NSFW"):
-            accepted_outputs(completed(["a", "b"], flags), policy)
+            accepted_outputs(completed([A, B], flags), policy)
+
+
+def test_base64_outputs_are_handed_on_only_to_storage() -> None:
+    inline = completed(["iVBORw0KGgo="], [])
+    with pytest.raises(WaveSpeedError, match="p has base64 outputs, which never go through XCom"):
+        accepted_outputs(inline, "allow")
+    assert accepted_outputs(inline, "allow", will_store=True) == ["iVBORw0KGgo="]
+
+
+def test_a_success_event_without_its_outputs_fails_an_operator_that_does_not_store(
+    wavespeed_conn: Emulator,
+) -> None:
+    """Outputs left out of the event are base64; without output_uri they have nowhere to go but XCom."""
+    metadata = {"id": "p1", "model": "openai/gpt-image-2/edit", "status": "completed", "num_outputs": 1, "has_nsfw_contents": []}
+    event = {"status": "success", "prediction_id": "p1", "outputs": [], "message": "", "prediction": metadata}
+    operator = edit("https://example.com/in.png")
+    with pytest.raises(WaveSpeedError, match="p1 has base64 outputs"):
+        operator.execute_complete(make_context(), event=event, prediction_id="p1", worker_seconds=0.1)
+    assert wavespeed_conn.requests == []
 
 
 def test_nsfw_fail_policy_through_the_emulator(wavespeed_conn: Emulator, emulator_image_url: str) -> None:

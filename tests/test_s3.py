@@ -284,6 +284,17 @@ def test_upload_mode_refuses_an_object_that_is_no_image_before_any_upload(
     assert wavespeed_conn.requests == []
 
 
+def test_upload_mode_refuses_an_empty_object_naming_it(
+    wavespeed_conn: Emulator, s3: Any, bucket: str, sample_png_path: Path
+) -> None:
+    """A zero-byte key such as a folder marker: a clear error, not S3's InvalidRange, and no upload."""
+    s3.put_object(Bucket=bucket, Key="inputs/folder/", Body=b"")
+    op = edit_operator(images=[str(sample_png_path), f"s3://{bucket}/inputs/folder/"], input_mode="upload")
+    with pytest.raises(WaveSpeedInputError, match=rf"images\[1\]: s3://{bucket}/inputs/folder/ is empty"):
+        op.execute(edit_context())
+    assert wavespeed_conn.requests == []
+
+
 @pytest.mark.parametrize(
     "missing",
     [

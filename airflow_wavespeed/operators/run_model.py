@@ -164,7 +164,11 @@ class WaveSpeedRunModelOperator(BaseOperator):
         worker_seconds: float | None = None,
     ) -> Any:
         """Resume after the trigger fired: finish, or raise with the prediction id and the reason."""
-        from airflow_wavespeed.utils.completion import prediction_from_event
+        from airflow_wavespeed.utils.completion import (
+            inline_outputs_error,
+            outputs_left_out,
+            prediction_from_event,
+        )
 
         started = time.monotonic()
         prediction = prediction_from_event(event, expected_id=prediction_id)
@@ -174,8 +178,10 @@ class WaveSpeedRunModelOperator(BaseOperator):
             ti = context["ti"]
             pushed = ti.xcom_pull(task_ids=self.task_id, key="prediction", map_indexes=ti.map_index)
             worker_seconds = ((pushed or {}).get("task_timings") or {}).get("worker_seconds", 0.0)
-        if self.enable_base64_output and prediction.status.is_success():
-            # The trigger left base64 outputs out of its event; fetch them here, on the worker.
+        if outputs_left_out(event):
+            # The trigger leaves base64 outputs out of its event: fetch them here, on the worker, to store.
+            if not self.output_uri:
+                raise inline_outputs_error(prediction.id)
             prediction = self.hook.get_prediction(prediction.id)
         waited = event.get("waited_seconds") if isinstance(event, dict) else None
         return self._complete(
@@ -214,7 +220,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
         from airflow_wavespeed.links import prediction_url
 
         store = context.get("task_state_store")
-        submission = self.submission_digest()
+        submission = self.submission_digest() if store is not None else ""
         previous = self._state_get(store, submission)
         prediction = None
         if previous:
@@ -264,7 +270,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
 
         metadata = prediction.to_xcom()
         try:
-            outputs = accepted_outputs(prediction, self.nsfw_policy)
+            outputs = accepted_outputs(prediction, self.nsfw_policy, will_store=bool(self.output_uri))
             if self.output_uri:
                 outputs = self.store(context, prediction.id, outputs)
         finally:
@@ -317,7 +323,8 @@ class WaveSpeedRunModelOperator(BaseOperator):
             "enable_sync_mode": self.enable_sync_mode,
             "enable_base64_output": self.enable_base64_output,
         }
-        text = json.dumps(submitted, sort_keys=True, default=str)
+        # Key order is the DAG's own, the same on every try; sort_keys would fail on mixed key types.
+        text = json.dumps(submitted, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def _state_get(self, store: Any, submission: str) -> str | None:

@@ -117,29 +117,27 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         from airflow_wavespeed.exceptions import WaveSpeedTimeoutError
-        from airflow_wavespeed.utils.completion import prediction_from_event
+        from airflow_wavespeed.utils.completion import (
+            inline_outputs_error,
+            outputs_left_out,
+            prediction_from_event,
+        )
 
         try:
             prediction = prediction_from_event(event, expected_id=self.prediction_id)
         except WaveSpeedTimeoutError as error:
             self._fail_or_skip(error)
-        metadata = event["prediction"] if isinstance(event, dict) else {}
-        if prediction.status.is_success() and len(prediction.outputs) < (metadata.get("num_outputs") or 0):
-            # The trigger leaves base64 outputs out of its event; fetch them to say what happened.
-            prediction = self.hook.get_prediction(self.prediction_id)
+        if outputs_left_out(event):
+            # The event's metadata, which counts the outputs it left out.
+            context["ti"].xcom_push(key="prediction", value=(event or {}).get("prediction"))
+            raise inline_outputs_error(prediction.id)
         return self._outputs(context, prediction)
 
     def _outputs(self, context: Context, prediction: Prediction) -> list[str]:
-        from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedPredictionFailedError
+        from airflow_wavespeed.exceptions import WaveSpeedPredictionFailedError
         from airflow_wavespeed.utils.completion import accepted_outputs
 
         context["ti"].xcom_push(key="prediction", value=prediction.to_xcom())
-        if prediction.has_inline_outputs:
-            raise WaveSpeedError(
-                f"WaveSpeed prediction {prediction.id} has base64 outputs, which never go through XCom: submit "
-                "it with enable_base64_output=False for URLs, or wait for it in the submitting operator with "
-                "output_uri set to store the images"
-            )
         try:
             return accepted_outputs(prediction, self.nsfw_policy)
         except WaveSpeedPredictionFailedError as error:

@@ -34,14 +34,33 @@ def prediction_from_event(event: Any, *, expected_id: str | None = None) -> Pred
     return Prediction.from_data({**metadata, "outputs": event.get("outputs") or []}, message=message)
 
 
-def accepted_outputs(prediction: Prediction, nsfw_policy: str) -> list[str]:
+def outputs_left_out(event: Any) -> bool:
+    """Whether a success event omitted outputs the prediction has (base64 outputs never ride in events)."""
+    metadata = event.get("prediction") if isinstance(event, dict) else None
+    if not isinstance(metadata, dict) or event.get("status") != "success":
+        return False
+    return len(event.get("outputs") or []) < (metadata.get("num_outputs") or 0)
+
+
+def inline_outputs_error(prediction_id: str) -> WaveSpeedError:
+    return WaveSpeedError(
+        f"WaveSpeed prediction {prediction_id} has base64 outputs, which never go through XCom: submit it "
+        "with enable_base64_output=False for URLs, or with output_uri set so the images are stored"
+    )
+
+
+def accepted_outputs(prediction: Prediction, nsfw_policy: str, *, will_store: bool = False) -> list[str]:
     """The outputs a task may hand on, after the failure check and the NSFW policy.
 
     :param nsfw_policy: ``allow`` keeps everything (flags stay in the metadata), ``fail`` raises if any
         output is flagged, ``drop`` removes flagged outputs and raises when none is left.
+    :param will_store: the outputs go to storage next, so base64 outputs are fine; otherwise they
+        would reach XCom, and raise.
     """
     if not prediction.status.is_success():
         raise WaveSpeedPredictionFailedError(prediction.id, prediction.raw_status, prediction.error)
+    if prediction.has_inline_outputs and not will_store:
+        raise inline_outputs_error(prediction.id)
     outputs = list(prediction.outputs)
     if not prediction.any_nsfw or nsfw_policy == "allow":
         return outputs

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
-from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, check_uploadable, sniff_image_extension
+from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
 from airflow_wavespeed.utils.validation import image_kind
 
 if TYPE_CHECKING:
@@ -35,22 +35,23 @@ def resolve_images(
 ) -> list[str]:
     """Return one fetchable URL per image, in order. Checks all of them before uploading any."""
     local = {n: _local_path(image) for n, image in enumerate(images) if image_kind(image) == "local"}
+    upload_names: dict[int, str] = {}
     for n, path in local.items():
         if not path.is_file():
             raise WaveSpeedInputError(f"images[{n}]: no file at {str(path)!r}")
-        check_uploadable(path.name, argument=f"images[{n}]")
+        with path.open("rb") as handle:
+            upload_names[n] = upload_name(path.name, handle.read(16), f"images[{n}]: {str(path)!r}")
     s3_inputs = {n: _split_s3(image) for n, image in enumerate(images) if image_kind(image) == "s3"}
     s3: Any = _s3_client(aws_conn_id) if s3_inputs else None
-    upload_names = {}
     for n, (bucket, key) in s3_inputs.items():
-        _check_s3_object(s3, bucket, key, f"images[{n}]")
+        size = _check_s3_object(s3, bucket, key, f"images[{n}]")
         if input_mode == "upload":
-            upload_names[n] = _s3_upload_name(s3, bucket, key, f"images[{n}]")
+            upload_names[n] = _s3_upload_name(s3, bucket, key, size, f"images[{n}]")
 
     resolved = []
     for n, image in enumerate(images):
         if n in local:
-            resolved.append(hook.upload_media(local[n]))
+            resolved.append(hook.upload_media(local[n], filename=upload_names[n]))
         elif n in s3_inputs:
             bucket, key = s3_inputs[n]
             if input_mode == "upload":
@@ -83,31 +84,43 @@ def _s3_client(aws_conn_id: str | None) -> Any:
     return S3Hook(aws_conn_id=aws_conn_id).get_conn()
 
 
-def _check_s3_object(s3: Any, bucket: str, key: str, argument: str) -> None:
+def _check_s3_object(s3: Any, bucket: str, key: str, argument: str) -> int:
+    """Raise naming ``argument`` unless the object can be read; returns its size in bytes."""
     from botocore.exceptions import ClientError
 
     try:
-        s3.head_object(Bucket=bucket, Key=key)
+        head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
             raise WaveSpeedInputError(f"{argument}: s3://{bucket}/{key} does not exist") from None
         raise WaveSpeedInputError(f"{argument}: cannot read s3://{bucket}/{key}: {code or error}") from None
+    return int(head.get("ContentLength") or 0)
 
 
-def _s3_upload_name(s3: Any, bucket: str, key: str, argument: str) -> str:
-    """The file name to upload an S3 object as; a key without an image extension is named by its first bytes."""
-    filename = Path(key).name
+def upload_name(filename: str, head: bytes, described: str) -> str:
+    """The name to upload an image as: its own when the extension is one WaveSpeed takes, else one from
+    its first bytes (keys and files often carry no extension). Raises naming ``described`` otherwise.
+    """
     if Path(filename).suffix.lower() in UPLOADABLE_TYPES:
         return filename
-    head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-15")["Body"].read()
     extension = sniff_image_extension(head)
     if extension is None:
         raise WaveSpeedInputError(
-            f"{argument}: s3://{bucket}/{key} is not an image type WaveSpeed accepts (by its name or its first "
-            f"bytes); allowed: {', '.join(sorted(UPLOADABLE_TYPES))}"
+            f"{described} is not an image type WaveSpeed accepts (by its name or its first bytes); allowed "
+            f"extensions: {', '.join(sorted(UPLOADABLE_TYPES))}"
         )
     return f"{Path(filename).stem or 'input'}{extension}"
+
+
+def _s3_upload_name(s3: Any, bucket: str, key: str, size: int, argument: str) -> str:
+    described = f"{argument}: s3://{bucket}/{key}"
+    if size == 0:
+        raise WaveSpeedInputError(f"{described} is empty")
+    head = b""
+    if Path(key).suffix.lower() not in UPLOADABLE_TYPES:
+        head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{min(size, 16) - 1}")["Body"].read()
+    return upload_name(Path(key).name, head, described)
 
 
 def _upload_s3_object(s3: Any, bucket: str, key: str, filename: str, hook: WaveSpeedHook) -> str:
