@@ -85,8 +85,7 @@ with DAG(
         task_id="store_in_s3",
         dest_s3_prefix=EDITED_IMAGES.uri,
         aws_conn_id=AWS_CONN_ID,
-        # Declared on partial(): a mapped task's outlets must be known when the DAG is parsed.
-        outlets=[EDITED_IMAGES],
+        # The destination is this task's Asset outlet (EDITED_IMAGES), declared by partial() itself.
     ).expand(outputs=edit.output)
 
 

@@ -472,6 +472,40 @@ def test_max_output_bytes_stops_a_runaway_download_midway_and_keeps_nothing(
     assert no_upload_left(s3, bucket)
 
 
+def test_a_failed_output_removes_the_ones_stored_before_it_so_a_retry_starts_clean(
+    aws_conn: str, s3: Any, bucket: str, cdn: str
+) -> None:
+    """All or nothing: output 1 trips the size cap, so output 0 is removed and replace=False can retry."""
+    outputs = [f"{cdn}/download?id=1", f"{cdn}/outputs/endless.png"]
+    with pytest.raises(OutputTooLargeError):
+        store_operator(bucket, outputs, max_output_bytes=10 * MiB, replace=False).execute(run_context())
+    assert no_upload_left(s3, bucket)
+
+    stored = store_operator(bucket, outputs, max_output_bytes=20 * MiB, replace=False).execute(run_context())
+    assert len(stored) == 2 and len(keys_under(s3, bucket)) == 2
+
+
+def test_local_storage_keeps_nothing_of_a_failed_copy_and_follows_no_planted_link(
+    tmp_path: Path, cdn: str
+) -> None:
+    from airflow_wavespeed.utils.storage import store_outputs
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    names = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 0, "prediction_id": "p"}
+    outputs = [f"{cdn}/download?id=1", f"{cdn}/outputs/endless.png"]
+    with pytest.raises(OutputTooLargeError):
+        store_outputs(outputs, str(out), names=names, max_output_bytes=10 * MiB)
+    assert list(out.iterdir()) == []
+
+    # A link where a naive copy would write its partial file must not redirect the bytes.
+    (out / "fixed.png.part").symlink_to(elsewhere)
+    (stored,) = store_outputs([f"{cdn}/download?id=1"], str(out), names=names, name_template="fixed.{ext}")
+    assert not elsewhere.exists()
+    assert Path(stored) == out / "fixed.png" and not Path(stored).is_symlink()
+    assert Path(stored).read_bytes()[:8] == PNG_SIGNATURE
+
+
 def test_the_content_type_and_extension_come_from_the_bytes_when_the_server_is_vague(
     aws_conn: str, s3: Any, bucket: str, cdn: str, sample_png: bytes
 ) -> None:
@@ -588,6 +622,33 @@ def test_the_destination_is_an_asset_outlet_unless_outlets_are_given() -> None:
         WaveSpeedToS3Operator(task_id="e", outputs=url, dest_s3_prefix="s3://ws-b/e", outlets=[]).outlets
         == []
     )
+
+
+def test_mapped_operators_declare_the_destination_as_their_outlet_too() -> None:
+    """Airflow reads a mapped task's outlets at parse time, so partial() must declare them."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    url = [["https://example.com/a.png"]]
+    with DAG("mapped_outlets", schedule=None, start_date=datetime(2026, 1, 1)):
+        copy = WaveSpeedToS3Operator.partial(task_id="copy", dest_s3_prefix="s3://ws-bucket/edits").expand(
+            outputs=url
+        )
+        edit = WaveSpeedImageEditOperator.partial(
+            task_id="edit", prompt="p", output_uri="s3://ws-bucket/direct/{{ ds }}"
+        ).expand(images=url)
+        mine = Asset("edited-images")
+        chosen = WaveSpeedToS3Operator.partial(
+            task_id="chosen", dest_s3_prefix="s3://ws-bucket/edits", outlets=[mine]
+        ).expand(outputs=url)
+        later = WaveSpeedToS3Operator.partial(task_id="later").expand(
+            outputs=url, dest_s3_prefix=["s3://ws-bucket/x"]
+        )
+    assert copy.outlets == [Asset("s3://ws-bucket/edits")]
+    assert edit.outlets == [Asset("s3://ws-bucket/direct")]
+    assert chosen.outlets == [mine]
+    assert later.outlets == []  # the prefix is known only at run time (README says so)
 
 
 @pytest.mark.parametrize(

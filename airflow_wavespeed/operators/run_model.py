@@ -95,11 +95,9 @@ class WaveSpeedRunModelOperator(BaseOperator):
     ) -> None:
         if kwargs.get("outlets") is None:
             # Outputs stored in S3 are an asset other DAGs can be scheduled on; outlets= overrides.
-            from airflow_wavespeed.utils.storage import destination_asset
+            from airflow_wavespeed.utils.storage import with_default_outlet
 
-            asset = destination_asset(output_uri)
-            if asset is not None:
-                kwargs["outlets"] = [asset]
+            with_default_outlet(kwargs, output_uri)
         super().__init__(**kwargs)
         self.model = model
         self.inputs = inputs if inputs is not None else {}
@@ -117,6 +115,15 @@ class WaveSpeedRunModelOperator(BaseOperator):
         self.wavespeed_conn_id = wavespeed_conn_id
         self.hook_params = hook_params or {}
         self._check_run_arguments(rendered=False)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``partial()`` declares an ``s3://`` ``output_uri`` as the mapped task's outlet, as ``__init__`` does."""
+        if kwargs.get("outlets") is None and kwargs.get("output_uri"):
+            from airflow_wavespeed.utils.storage import with_default_outlet
+
+            with_default_outlet(kwargs, kwargs["output_uri"])
+        return super().partial(**kwargs)
 
     # ------------------------------------------------------------ what subclasses change
 

@@ -20,7 +20,7 @@ from airflow_wavespeed.utils.storage import (
     DEFAULT_MAX_OUTPUT_BYTES,
     check_name_template,
     describe,
-    destination_asset,
+    with_default_outlet,
 )
 from airflow_wavespeed.utils.validation import check_bool, is_templated, validate_prediction_id
 
@@ -75,11 +75,7 @@ class WaveSpeedToS3Operator(BaseOperator):
         prediction_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("outlets") is None:
-            asset = destination_asset(dest_s3_prefix)
-            if asset is not None:
-                kwargs["outlets"] = [asset]
-        super().__init__(**kwargs)
+        super().__init__(**with_default_outlet(kwargs, dest_s3_prefix))
         self.outputs = outputs
         self.dest_s3_prefix = dest_s3_prefix
         self.aws_conn_id = aws_conn_id
@@ -90,6 +86,11 @@ class WaveSpeedToS3Operator(BaseOperator):
         # Remembered before rendering replaces the XComArg with its value: where to look for the id.
         self._source_task_ids = _referenced_task_ids(outputs)
         self._check_arguments(rendered=False)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``partial()`` declares the ``s3://`` destination as the mapped task's outlet, as ``__init__`` does."""
+        return super().partial(**with_default_outlet(kwargs, kwargs.get("dest_s3_prefix")))
 
     def execute(self, context: Context) -> list[str]:
         from airflow_wavespeed.operators.run_model import emit_asset_events, output_names

@@ -12,8 +12,10 @@ import base64
 import binascii
 import io
 import mimetypes
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -138,15 +140,50 @@ def store_outputs(
     is_s3 = destination.startswith("s3://")
     template = name_template or (DEFAULT_S3_KEY_TEMPLATE if is_s3 else DEFAULT_FILE_TEMPLATE)
     check_name_template(template)
-    stored = []
-    for n, output in enumerate(outputs):
-        with open_output(output, max_output_bytes=max_output_bytes) as opened:
-            name = render_name(template, {**names, "n": n, "ext": opened.ext})
-            if is_s3:
-                stored.append(_put_s3(opened, destination, name, replace=replace, aws_conn_id=aws_conn_id))
-            else:
-                stored.append(_put_local(opened, destination, name, replace=replace))
+    stored: list[str] = []
+    try:
+        for n, output in enumerate(outputs):
+            with open_output(output, max_output_bytes=max_output_bytes) as opened:
+                name = render_name(template, {**names, "n": n, "ext": opened.ext})
+                if is_s3:
+                    stored.append(_put_s3(opened, destination, name, replace=replace, aws_conn_id=aws_conn_id))
+                else:
+                    stored.append(_put_local(opened, destination, name, replace=replace))
+    except BaseException:
+        # All or nothing: a retry (with replace=False too) starts from a clean destination.
+        _remove(stored, aws_conn_id=aws_conn_id)
+        raise
     return stored
+
+
+def _remove(stored: list[str], *, aws_conn_id: str | None) -> None:
+    """Best-effort removal of what one failed call stored; the original error is what the user sees."""
+    import logging
+
+    for location in stored:
+        try:
+            if location.startswith("s3://"):
+                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+                bucket, _, key = location.removeprefix("s3://").partition("/")
+                S3Hook(aws_conn_id=aws_conn_id).get_conn().delete_object(Bucket=bucket, Key=key)
+            else:
+                Path(location).unlink(missing_ok=True)
+        except Exception as error:
+            logging.getLogger(__name__).warning("Could not remove %s after a failed copy: %s", location, error)
+
+
+def with_default_outlet(kwargs: dict[str, Any], destination: Any) -> dict[str, Any]:
+    """Declare an ``s3://`` destination as the task's Asset outlet unless ``outlets=`` was given.
+
+    Used by the operators' ``__init__`` and ``partial()`` alike: a mapped task's outlets must be known
+    when the DAG is parsed, so ``partial(dest_s3_prefix=...)`` declares it too.
+    """
+    if kwargs.get("outlets") is None:
+        asset = destination_asset(destination)
+        if asset is not None:
+            kwargs["outlets"] = [asset]
+    return kwargs
 
 
 def destination_asset(destination: Any) -> Asset | None:
@@ -200,10 +237,13 @@ def _put_local(opened: _Opened, destination: str, name: str, *, replace: bool) -
     if target.exists() and not replace:
         raise OutputExistsError(f"{target} already exists and replace=False")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    # A fresh file (O_EXCL), so a planted symlink cannot redirect the bytes; renamed into place whole.
+    handle, partial_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    partial = Path(partial_name)
     try:
-        with partial.open("wb") as sink:
+        with os.fdopen(handle, "wb") as sink:
             shutil.copyfileobj(opened.stream, sink, CHUNK_BYTES)
+        partial.chmod(0o644)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
