@@ -273,12 +273,9 @@ async def test_async_polls_honour_retry_after_and_the_total_time_bound(
         await close_shared_client_session()
 
 
-async def test_async_hooks_on_one_loop_read_the_connection_once(
-    wavespeed_conn: Emulator, emulator_image_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A triggerer's many triggers share one connection read instead of one lookup each."""
-    prediction = fast_hook().submit(EDIT, edit_inputs(emulator_image_url))
-    reads = []
+def count_connection_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The connection ids the hook's async connection reads asked for, in order (the reads still happen)."""
+    reads: list[str] = []
     real_read = WaveSpeedHook.aget_connection
 
     async def counting_read(conn_id: str) -> object:
@@ -286,6 +283,15 @@ async def test_async_hooks_on_one_loop_read_the_connection_once(
         return await real_read(conn_id)
 
     monkeypatch.setattr(WaveSpeedHook, "aget_connection", staticmethod(counting_read))
+    return reads
+
+
+async def test_async_hooks_on_one_loop_read_the_connection_once(
+    wavespeed_conn: Emulator, emulator_image_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A triggerer's many triggers share one connection read instead of one lookup each."""
+    prediction = fast_hook().submit(EDIT, edit_inputs(emulator_image_url))
+    reads = count_connection_reads(monkeypatch)
     try:
         done = await asyncio.gather(*(fast_hook().aget_prediction(prediction.id) for _ in range(20)))
         await fast_hook().aget_prediction(prediction.id)
@@ -325,14 +331,7 @@ async def test_many_polls_refused_at_once_reread_the_rotated_key_once(
 ) -> None:
     """After a key rotation every waiting trigger is refused together: one re-read serves them all."""
     prediction = fast_hook().submit(EDIT, edit_inputs(emulator_image_url))
-    reads = []
-    real_read = WaveSpeedHook.aget_connection
-
-    async def counting_read(conn_id: str) -> object:
-        reads.append(conn_id)
-        return await real_read(conn_id)
-
-    monkeypatch.setattr(WaveSpeedHook, "aget_connection", staticmethod(counting_read))
+    reads = count_connection_reads(monkeypatch)
     try:
         await fast_hook().aget_prediction(prediction.id)
         rotated = "rotated-" + "k" * 24

@@ -273,24 +273,21 @@ def test_upload_mode_streams_the_object_through_the_media_upload(
     assert outputs == prediction.outputs
 
 
-def test_upload_mode_refuses_an_object_that_is_no_image_before_any_upload(
-    wavespeed_conn: Emulator, s3: Any, bucket: str, sample_png: bytes, sample_png_path: Path
+@pytest.mark.parametrize(
+    ("key", "body", "reason"),
+    [
+        # Neither the key's name nor its first bytes say image.
+        pytest.param("inputs/notes", b"just some text, not an image", "is not an image type", id="not-an-image"),
+        # A zero-byte key such as a folder marker: a clear error, not S3's InvalidRange.
+        pytest.param("inputs/folder/", b"", "is empty", id="empty-object"),
+    ],
+)
+def test_upload_mode_refuses_an_object_it_cannot_upload_before_any_upload(
+    wavespeed_conn: Emulator, s3: Any, bucket: str, sample_png_path: Path, key: str, body: bytes, reason: str
 ) -> None:
-    """Neither the key's name nor its first bytes say image: refused naming it, and nothing is uploaded."""
-    s3.put_object(Bucket=bucket, Key="inputs/notes", Body=b"just some text, not an image")
-    op = edit_operator(images=[str(sample_png_path), f"s3://{bucket}/inputs/notes"], input_mode="upload")
-    with pytest.raises(WaveSpeedInputError, match=rf"images\[1\]: s3://{bucket}/inputs/notes is not an image type"):
-        op.execute(edit_context())
-    assert wavespeed_conn.requests == []
-
-
-def test_upload_mode_refuses_an_empty_object_naming_it(
-    wavespeed_conn: Emulator, s3: Any, bucket: str, sample_png_path: Path
-) -> None:
-    """A zero-byte key such as a folder marker: a clear error, not S3's InvalidRange, and no upload."""
-    s3.put_object(Bucket=bucket, Key="inputs/folder/", Body=b"")
-    op = edit_operator(images=[str(sample_png_path), f"s3://{bucket}/inputs/folder/"], input_mode="upload")
-    with pytest.raises(WaveSpeedInputError, match=rf"images\[1\]: s3://{bucket}/inputs/folder/ is empty"):
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    op = edit_operator(images=[str(sample_png_path), f"s3://{bucket}/{key}"], input_mode="upload")
+    with pytest.raises(WaveSpeedInputError, match=rf"images\[1\]: s3://{bucket}/{key} {reason}"):
         op.execute(edit_context())
     assert wavespeed_conn.requests == []
 
