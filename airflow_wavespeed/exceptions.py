@@ -28,12 +28,21 @@ class WaveSpeedAPIError(WaveSpeedError):
     :param message: the text shown to the user.
     :param http_status: the HTTP status, or the envelope's ``code`` when HTTP said 200.
     :param api_message: the API's own ``message``, when the body had one.
+    :param retry_after: the server's ``Retry-After`` in seconds (a 429, or a 503 during maintenance).
     """
 
-    def __init__(self, message: str, *, http_status: int | None = None, api_message: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        api_message: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.api_message = api_message
+        self.retry_after = retry_after
 
 
 class WaveSpeedAuthError(WaveSpeedAPIError):
@@ -50,10 +59,6 @@ class WaveSpeedNotFoundError(WaveSpeedAPIError):
 
 class WaveSpeedRateLimitError(WaveSpeedAPIError):
     """429: too many requests. Nothing was created; ``retry_after`` is the server's hint in seconds."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
-        self.retry_after = retry_after
 
 
 class WaveSpeedServerError(WaveSpeedAPIError):

@@ -8,6 +8,7 @@ HTTP status and the envelope's ``code`` and maps failures to the provider's erro
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -81,6 +82,8 @@ class Prediction:
     inference_ms: int | None = None
     raw_status: str = ""
     message: str = ""
+    #: Related API endpoints, e.g. ``{"get": "https://api.wavespeed.ai/api/v3/predictions/<id>/result"}``.
+    urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_data(cls, data: dict[str, Any], *, message: str = "") -> Prediction:
@@ -96,6 +99,8 @@ class Prediction:
         timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
         inference = timings.get("inference") if timings else data.get("inference_ms")
         nsfw = data.get("has_nsfw_contents") or []
+        urls = data.get("urls")
+        urls = urls if isinstance(urls, dict) else {}
         return cls(
             id=prediction_id,
             model=str(data.get("model") or ""),
@@ -104,9 +109,10 @@ class Prediction:
             error=str(data.get("error") or ""),
             has_nsfw_contents=[bool(flag) for flag in nsfw] if isinstance(nsfw, list) else [],
             created_at=data.get("created_at") if isinstance(data.get("created_at"), str) else None,
-            inference_ms=int(inference) if isinstance(inference, (int, float)) else None,
+            inference_ms=int(inference) if isinstance(inference, (int, float)) and math.isfinite(inference) else None,
             raw_status=str(data["status"]),
             message=message,
+            urls={str(name): url for name, url in urls.items() if isinstance(url, str)},
         )
 
     @property
@@ -151,7 +157,7 @@ def parse_envelope(
     :param body: the raw body.
     :param context: what was asked, for error messages (e.g. ``"get prediction abc"``).
     :param conn_id: the Airflow connection used, named in authentication errors.
-    :param retry_after: the parsed ``Retry-After`` header, carried by rate-limit errors.
+    :param retry_after: the parsed ``Retry-After`` header, carried by the error raised (a 429 or a 5xx).
     """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
@@ -195,7 +201,7 @@ def _raise_for_status(
     what = source or f"HTTP {status}"
     # Envelope codes of four digits: 1xxx are input and task errors (like a 4xx), 5xxx service errors.
     family = status if status < 1000 else (500 if status >= 5000 else 400)
-    kwargs: dict[str, Any] = {"http_status": status, "api_message": api_message}
+    kwargs: dict[str, Any] = {"http_status": status, "api_message": api_message, "retry_after": retry_after}
     if status in (401, 403):
         raise WaveSpeedAuthError(
             f"{context}: WaveSpeed refused the API key ({what}): {detail}. "
@@ -205,9 +211,7 @@ def _raise_for_status(
     if status == 404:
         raise WaveSpeedNotFoundError(f"{context}: not found ({what}): {detail}", **kwargs)
     if status == 429:
-        raise WaveSpeedRateLimitError(
-            f"{context}: rate limited ({what}): {detail}", retry_after=retry_after, **kwargs
-        )
+        raise WaveSpeedRateLimitError(f"{context}: rate limited ({what}): {detail}", **kwargs)
     if family >= 500:
         raise WaveSpeedServerError(f"{context}: WaveSpeed server error ({what}): {detail}", **kwargs)
     if 400 <= family < 500:

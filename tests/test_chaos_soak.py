@@ -9,6 +9,7 @@ def test_300_edits_under_faults_lose_nothing_and_bill_nothing_twice() -> None:
     report = run_soak(edits=300, seed=42)
     assert report.unclear_errors == []
     assert report.duplicate_submits == 0 and report.lost_predictions == 0
+    assert report.uncertain_without_prediction == 0, "each uncertain edit's prediction is accounted for"
     assert report.ok(), report
     # The faults really happened: throttled submits, 5xx, dropped and malformed answers, failed predictions.
     assert report.submit_posts > report.created_predictions

@@ -591,6 +591,16 @@ def test_upload_5xx_stores_nothing(emulator: Emulator, sample_png: bytes) -> Non
     assert emulator.uploads == {}
 
 
+def test_a_503_carries_retry_after_only_when_asked(emulator: Emulator, sample_png: bytes) -> None:
+    emulator.config.upload_5xx_rate = 1.0
+    for setting, header in ((None, None), ("2", "2")):
+        emulator.config.unavailable_retry_after = setting
+        with pytest.raises(requests.HTTPError) as raised:
+            upload_to_emulator(emulator, sample_png)
+        assert raised.value.response.status_code == 503
+        assert raised.value.response.headers.get("Retry-After") == header
+
+
 def test_seed_makes_faults_reproducible(sample_png: bytes) -> None:
     # A server of its own: on the shared one, stray requests from earlier tests could draw from the RNG.
     with Emulator(api_key=EMULATOR_API_KEY, config=EmulatorConfig(processing_polls=1, scale=0.0625)) as emulator:

@@ -90,6 +90,16 @@ def test_xcom_metadata_is_small_and_json_safe(wavespeed_conn: Emulator, emulator
     assert json.loads(json.dumps(metadata)) == metadata
     assert set(metadata) == {"id", "model", "status", "created_at", "inference_ms", "has_nsfw_contents", "error", "num_outputs"}
     assert metadata["status"] == "completed" and metadata["num_outputs"] == 1
+    assert done.urls == {"get": f"{wavespeed_conn.base_url}/api/v3/predictions/{done.id}/result"}
+
+
+def test_a_prediction_parses_odd_optional_fields_without_losing_its_id() -> None:
+    from airflow_wavespeed.prediction import Prediction
+
+    prediction = Prediction.from_data(
+        {"id": "p1", "status": "created", "timings": {"inference": float("inf")}, "urls": {"get": 3}}
+    )
+    assert (prediction.id, prediction.inference_ms, prediction.urls) == ("p1", None, {})
 
 
 def test_sync_mode_answers_completed_in_one_request(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
@@ -400,6 +410,33 @@ def test_submit_is_not_retried_after_a_read_timeout(wavespeed_conn: Emulator, em
     assert wavespeed_conn.submit_count(include_rejected=True) == 1
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"code": 201, "message": "accepted", "data": null}',
+        '{"code": 200, "message": "success", "data": {"id": "p1", "status": "created", "outputs": "x"}}',
+    ],
+    ids=["unexpected-code", "outputs-not-a-list"],
+)
+def test_a_submit_answer_we_cannot_read_is_uncertain(
+    wavespeed_conn: Emulator, monkeypatch: pytest.MonkeyPatch, body: str
+) -> None:
+    """Only answers that prove nothing was created pass through; any other may describe a billed prediction."""
+    hook = fast_hook()
+    sent = []
+
+    def answer(*args: object, **kwargs: object) -> requests.Response:
+        sent.append(1)
+        response = requests.Response()
+        response.status_code, response._content = 200, body.encode()
+        return response
+
+    monkeypatch.setattr(hook.session, "request", answer)
+    with pytest.raises(WaveSpeedSubmitUncertainError, match="may have been created"):
+        hook.submit(EDIT, {"images": ["https://example.com/a.png"], "prompt": "p"})
+    assert sent == [1]
+
+
 def test_submit_retries_429_and_honours_retry_after(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
     wavespeed_conn.config.submit_429_count = 2
     wavespeed_conn.config.retry_after = "0.4"
@@ -533,6 +570,19 @@ def test_upload_retries_files_and_spooled_streams(wavespeed_conn: Emulator, samp
     assert requests.get(fast_hook().upload_media(Stream(), filename="c.png"), timeout=10).content == sample_png
 
 
+def test_a_503_with_retry_after_waits_as_told(wavespeed_conn: Emulator, sample_png: bytes) -> None:
+    """A service in maintenance answers 503 with Retry-After: each retry waits that long, not the backoff."""
+    wavespeed_conn.config.upload_5xx_rate = 1.0
+    wavespeed_conn.config.unavailable_retry_after = "0.3"
+    started = time.monotonic()
+    with pytest.raises(WaveSpeedServerError, match="503") as raised:
+        fast_hook(max_attempts=3).upload_media(sample_png, filename="a.png")
+    elapsed = time.monotonic() - started
+    assert raised.value.retry_after == 0.3
+    assert elapsed >= 0.6, "two Retry-After: 0.3 waits (the backoff alone is at most 0.1 s)"
+    assert len([r for r in wavespeed_conn.requests if r.path == "/api/v3/media/upload/binary"]) == 3
+
+
 @pytest.mark.parametrize(
     ("source", "filename", "message"),
     [(b"", None, "empty"), (b"hello", "notes.txt", "not an image type"), ("/no/such/file.png", None, "no file")],
@@ -569,10 +619,9 @@ def test_the_key_never_shows(
     with Emulator(api_key=secret, config=EmulatorConfig(processing_polls=1, scale=0.0625)) as emu:
         monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(emu.base_url, secret))
         hook = fast_hook(max_attempts=2)
-        texts = [repr(hook), str(vars(hook))]
         prediction = hook.submit(EDIT, edit_inputs(hook.upload_media(sample_png)))
         hook.wait_for_prediction(prediction.id, poll_interval=0.05)
-        texts.append(repr(hook._credentials))
+        texts = [repr(hook), str(vars(hook)), repr(hook._credentials)]  # once the hook holds the key
         emu.config.poll_5xx_rate = 1.0
         for call in (lambda: hook.get_prediction(prediction.id), lambda: hook.get_prediction("missing-id")):
             with pytest.raises(WaveSpeedError) as raised:

@@ -40,6 +40,7 @@ _HELP: dict[str, str] = {
     "submit_429_count": "the next N submits answer 429",
     "submit_429_rate": "fraction of submits answering 429",
     "retry_after": "Retry-After header value on 429s ('none' omits it)",
+    "unavailable_retry_after": "Retry-After header value on 503s (default: none)",
     "poll_5xx_rate": "fraction of result GETs answering 500/502/503/504",
     "poll_429_rate": "fraction of result GETs answering 429",
     "malformed_rate": "fraction of result GETs answering a malformed 200",

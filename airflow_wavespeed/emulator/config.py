@@ -59,6 +59,7 @@ class EmulatorConfig:
     submit_429_count: int = 0
     submit_429_rate: float = 0.0
     retry_after: str | None = "1"
+    unavailable_retry_after: str | None = None
     poll_5xx_rate: float = 0.0
     poll_429_rate: float = 0.0
     malformed_rate: float = 0.0
@@ -135,7 +136,7 @@ def coerce_field(name: str, value: Any, *, from_text: bool = False) -> Any:
     if base is str:
         if not isinstance(value, str):
             raise ValueError(f"{name} must be a string")
-        if name == "retry_after":
+        if name in ("retry_after", "unavailable_retry_after"):
             _check_retry_after(value)
         return value
     raise ValueError(f"{name} has an unsupported type")  # pragma: no cover - all fields are covered

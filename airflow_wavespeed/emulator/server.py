@@ -174,12 +174,17 @@ def _rate_limited(config: EmulatorConfig) -> web.Response:
     return _error(429, "Rate limit exceeded", headers)
 
 
-def _server_error(status: int) -> web.Response:
-    """5xx the way they look in the wild: JSON from the app, HTML from the gateway."""
+def _server_error(status: int, config: EmulatorConfig) -> web.Response:
+    """5xx the way they look in the wild: JSON from the app, HTML from the gateway.
+
+    A 503 carries ``Retry-After`` when ``unavailable_retry_after`` is set, as a service in maintenance does.
+    """
     if status == 500:
         return _error(500, "Internal server error")
     if status == 503:
-        return _error(503, "Service temporarily unavailable")
+        retry_after = config.unavailable_retry_after
+        headers = {"Retry-After": retry_after} if retry_after is not None else None
+        return _error(503, "Service temporarily unavailable", headers)
     reason = "Bad Gateway" if status == 502 else "Gateway Time-out"
     html = (
         f"<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1></body></html>"
@@ -338,12 +343,12 @@ async def _submit(request: web.Request) -> web.StreamResponse:
     if state.roll(config.submit_drop_rate):
         return _drop(request)
     if state.roll(config.submit_5xx_rate):
-        return _server_error(500)
+        return _server_error(500, config)
     if not prediction.sync:
         return _envelope(prediction.data())
     if state.roll(config.sync_504_rate):
         prediction.status = "processing"
-        return _server_error(504)
+        return _server_error(504, config)
     if await state.wait_terminal(prediction, config.sync_timeout_seconds):
         return _envelope(prediction.data())
     data = prediction.data()
@@ -368,7 +373,7 @@ async def _result(request: web.Request) -> web.StreamResponse:
     if state.roll(config.poll_429_rate):
         return _rate_limited(config)
     if state.roll(config.poll_5xx_rate):
-        return _server_error(state.choice((500, 502, 503, 504)))
+        return _server_error(state.choice((500, 502, 503, 504)), config)
     prediction = state.get_prediction(prediction_id)
     if state.roll(config.malformed_rate):
         return _malformed(state, prediction, prediction_id)
@@ -409,7 +414,7 @@ async def _upload_binary(request: web.Request) -> web.StreamResponse:
         return denied
     state = request.app[STATE_KEY]
     if state.roll(state.config.upload_5xx_rate):
-        return _server_error(503)
+        return _server_error(503, state.config)
     if not request.content_type.startswith("multipart/"):
         return _error(400, "Expected multipart/form-data with a 'file' field")
     limit = state.config.max_upload_bytes
@@ -441,7 +446,7 @@ async def _upload_ticket(request: web.Request) -> web.StreamResponse:
         return denied
     state = request.app[STATE_KEY]
     if state.roll(state.config.upload_5xx_rate):
-        return _server_error(503)
+        return _server_error(503, state.config)
     try:
         body = await _json_object(request)
     except _BadRequest as exc:

@@ -30,11 +30,14 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_wavespeed import __version__
 from airflow_wavespeed.exceptions import (
+    WaveSpeedAPIError,
     WaveSpeedAuthError,
+    WaveSpeedBadRequestError,
     WaveSpeedConnectionConfigError,
     WaveSpeedError,
     WaveSpeedInputError,
     WaveSpeedMalformedResponseError,
+    WaveSpeedNotFoundError,
     WaveSpeedRateLimitError,
     WaveSpeedServerError,
     WaveSpeedSubmitUncertainError,
@@ -55,6 +58,14 @@ DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 USER_AGENT = f"airflow-provider-wavespeed/{__version__}"
 #: Statuses a retry may cure: rate limiting and the 5xx answers of a busy or restarting service.
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Submit failures that prove WaveSpeed created nothing: the key or the request was refused, or a
+#: rate limit. They pass through as they are; every other submit failure is uncertain.
+SUBMIT_ERRORS_CREATING_NOTHING = (
+    WaveSpeedAuthError,
+    WaveSpeedBadRequestError,
+    WaveSpeedNotFoundError,
+    WaveSpeedRateLimitError,
+)
 #: Envelope ``code`` values over HTTP 200 that mean the same as a 500 or 503: internal, unavailable.
 RETRYABLE_API_CODES = frozenset({5000, 5003})
 #: How long the hooks on one event loop (a triggerer's) reuse a connection they read.
@@ -266,7 +277,7 @@ class WaveSpeedHook(BaseHook):
 
         def wait(retry_state: tenacity.RetryCallState) -> float:
             error = retry_state.outcome.exception() if retry_state.outcome else None
-            if isinstance(error, WaveSpeedRateLimitError) and error.retry_after is not None:
+            if isinstance(error, WaveSpeedAPIError) and error.retry_after is not None:
                 return min(error.retry_after, self.retry_max_seconds)
             return float(backoff(retry_state))
 
@@ -438,6 +449,7 @@ class WaveSpeedHook(BaseHook):
             raise WaveSpeedInputError(f"inputs must be a dict of model inputs, got {type(inputs).__name__}")
         body = {**inputs, "enable_sync_mode": enable_sync_mode, "enable_base64_output": enable_base64_output}
         context = f"submit to {model}"
+        self._credentials  # noqa: B018 - a connection that cannot be read fails here, before anything is sent
         try:
             data, message = self._request(
                 "POST",
@@ -448,11 +460,13 @@ class WaveSpeedHook(BaseHook):
                 json=body,
             )
             prediction = Prediction.from_data(data, message=message)
+        except SUBMIT_ERRORS_CREATING_NOTHING:
+            raise
         except WaveSpeedTransportError as error:
             if not error.request_sent:
                 raise
             raise _submit_uncertain(model, error) from error
-        except (WaveSpeedServerError, WaveSpeedMalformedResponseError, ValueError) as error:
+        except Exception as error:  # any other answer (or one we cannot read) may describe a billed prediction
             raise _submit_uncertain(model, error) from error
         self.log.info("Submitted WaveSpeed prediction %s (%s), status %s", prediction.id, model, prediction.raw_status)
         return prediction
