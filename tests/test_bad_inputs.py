@@ -45,6 +45,7 @@ CONSTRUCTION_CASES = [
     ({"extra_inputs": ["quality", "high"]}, "extra_inputs must be a dict"),
     ({"extra_inputs": {"prompt": "sneaky"}}, "extra_inputs may not set prompt"),
     ({"output_uri": "ftp://host/dir"}, "output_uri"),
+    ({"output_uri": "s3://bucket/edits/../other"}, "output_uri may not contain '.' or '..' segments"),
     ({"input_mode": "copy"}, "input_mode.*presign, upload"),
     ({"max_output_bytes": 0}, "max_output_bytes"),
     ({"key_template": "{unknown_field}.png"}, "key_template.*allowed fields"),

@@ -479,15 +479,17 @@ def test_sensor_rejects_a_bad_prediction_id_at_construction() -> None:
 
 
 def test_operator_modules_import_no_heavy_clients() -> None:
-    """What every DAG parse pays: no requests, aiohttp, boto3 or Pillow at import time."""
+    """What every DAG parse pays: no requests, aiohttp, boto3, S3Hook or Pillow at import time."""
     import subprocess
     import sys
 
+    heavy = ("requests", "aiohttp", "boto3", "airflow.providers.amazon.aws.hooks.s3", "PIL")
     code = (
         "import sys, airflow.sdk\n"
         "import airflow_wavespeed.operators.image_edit, airflow_wavespeed.operators.run_model\n"
         "import airflow_wavespeed.sensors.prediction, airflow_wavespeed.triggers.prediction\n"
-        "print(sorted(m for m in ('requests', 'aiohttp', 'boto3', 'PIL') if m in sys.modules))"
+        "import airflow_wavespeed.transfers.wavespeed_to_s3\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -482,6 +482,39 @@ def test_a_failed_output_removes_the_ones_stored_before_it_so_a_retry_starts_cle
     assert len(stored) == 2 and len(keys_under(s3, bucket)) == 2
 
 
+def test_a_failed_copy_never_deletes_a_key_it_overwrote(aws_conn: str, s3: Any, bucket: str, cdn: str) -> None:
+    """With replace=True, a key that held an earlier copy keeps the new one; only new keys are removed."""
+    outputs = [f"{cdn}/download?id=1", f"{cdn}/download?id=1", f"{cdn}/outputs/endless.png"]
+    first = store_operator(bucket, outputs[:1], prediction_id="p1").execute(run_context())
+    with pytest.raises(OutputTooLargeError):
+        store_operator(bucket, outputs, prediction_id="p1", max_output_bytes=10 * MiB).execute(run_context())
+    # Output 0 overwrote the earlier copy and stays; output 1 was new and is gone; 2 never landed.
+    assert [f"s3://{bucket}/{key}" for key in keys_under(s3, bucket)] == first
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_a_key_template_without_n_is_refused_for_several_outputs_before_any_download(
+    aws_conn: str, s3: Any, bucket: str
+) -> None:
+    outputs = ["http://127.0.0.1:9/a.png", "http://127.0.0.1:9/b.png"]  # nothing listens: never fetched
+    op = store_operator(bucket, outputs, prediction_id="p1", key_template="{prediction_id}.{ext}")
+    with pytest.raises(WaveSpeedInputError, match=r"has no \{n\}: the 2 outputs .* would overwrite"):
+        op.execute(run_context())
+    assert keys_under(s3, bucket) == []
+
+
+def test_max_output_bytes_applies_to_base64_outputs(tmp_path: Path, sample_png: bytes) -> None:
+    from airflow_wavespeed.utils.storage import store_outputs
+
+    names = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 0, "prediction_id": "p"}
+    encoded = base64.b64encode(sample_png).decode()
+    with pytest.raises(OutputTooLargeError, match="base64 output is larger than max_output_bytes=100"):
+        store_outputs([encoded], str(tmp_path), names=names, max_output_bytes=100)
+    assert list(tmp_path.iterdir()) == []
+    (stored,) = store_outputs([encoded], str(tmp_path), names=names)
+    assert Path(stored).read_bytes() == sample_png
+
+
 def test_local_storage_keeps_nothing_of_a_failed_copy_and_follows_no_planted_link(
     tmp_path: Path, cdn: str
 ) -> None:
@@ -714,6 +747,9 @@ def test_templated_arguments_are_checked_at_execute_after_rendering(
     assert keys_under(s3, bucket) == []
 
 
-def test_no_outputs_store_nothing(aws_conn: str, s3: Any, bucket: str) -> None:
-    assert store_operator(bucket, []).execute(run_context()) == []
+def test_no_outputs_skip_the_task_and_store_nothing(aws_conn: str, s3: Any, bucket: str) -> None:
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    with pytest.raises(AirflowSkipException, match="No outputs"):
+        store_operator(bucket, []).execute(run_context())
     assert keys_under(s3, bucket) == []

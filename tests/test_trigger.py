@@ -85,6 +85,18 @@ async def test_missing_connection_yields_error(monkeypatch: pytest.MonkeyPatch) 
     assert event["status"] == "error" and "no_such_conn" in event["message"]
 
 
+async def test_a_failed_import_on_the_triggerer_yields_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A triggerer host without aiohttp, say: the task fails with the reason instead of a crashed trigger."""
+    from airflow_wavespeed.triggers import prediction
+
+    async def missing() -> None:
+        raise ImportError("No module named 'aiohttp'")
+
+    monkeypatch.setattr(prediction, "_import_off_the_loop", missing)
+    (event,) = await events_of(WaveSpeedPredictionTrigger("abc123", poll_interval=0.05, end_time=time.time() + 5))
+    assert event["status"] == "error" and "aiohttp" in event["message"] and event["prediction_id"] == "abc123"
+
+
 async def test_keeps_waiting_through_faults(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
     prediction_id = submit(emulator_image_url)
     wavespeed_conn.config.seed = 3

@@ -22,13 +22,17 @@ from airflow_wavespeed.utils.storage import (
     describe,
     with_default_outlet,
 )
-from airflow_wavespeed.utils.validation import check_bool, is_templated, validate_prediction_id
+from airflow_wavespeed.utils.validation import (
+    check_bool,
+    check_s3_prefix,
+    is_templated,
+    validate_prediction_id,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_S3_PREFIX = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
 _BASE64_HEAD = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
 #: Real base64 images are far longer; a short string is more likely a prediction id passed by mistake.
 MIN_BASE64_CHARS = 64
@@ -45,9 +49,9 @@ class WaveSpeedToS3Operator(BaseOperator):
 
     The destination is declared as an Asset outlet (``s3://bucket/prefix``, its fixed part when
     templated) unless ``outlets=`` is given; each run's asset event carries the stored URIs in
-    ``extra["uris"]``. When mapped (``.partial().expand()``), pass ``outlets=[Asset(...)]`` to
-    ``partial()``: Airflow reads a mapped task's outlets from its partial arguments when parsing, before
-    this default could apply.
+    ``extra["uris"]``. When mapped, ``partial(dest_s3_prefix=...)`` declares the same outlet; a prefix
+    given only in ``expand()`` is unknown when the DAG is parsed, so pass ``outlets=`` to ``partial()``.
+    With no outputs to store, the task is skipped (no asset event).
 
     :param outputs: output URLs (http/https) or base64 strings; usually ``edit_task.output``. Templated.
     :param dest_s3_prefix: ``s3://bucket[/prefix]`` to store under. Templated.
@@ -99,8 +103,10 @@ class WaveSpeedToS3Operator(BaseOperator):
         self._check_arguments(rendered=True)
         outputs = check_outputs(self.outputs)
         if not outputs:
-            self.log.warning("No outputs to store (the upstream task returned none)")
-            return []
+            from airflow.providers.common.compat.sdk import AirflowSkipException
+
+            # Skipped, not succeeded: a success would still send downstream DAGs an asset event.
+            raise AirflowSkipException("No outputs to store (the upstream task returned none)")
         prediction_id = self.prediction_id or self._upstream_prediction_id(context) or _short_hash(outputs)
         stored = store_outputs(
             outputs,
@@ -212,16 +218,6 @@ def check_outputs(outputs: Any, *, argument: str = "outputs") -> list[str]:
             )
         checked.append(output)
     return checked
-
-
-def check_s3_prefix(value: Any, *, argument: str = "dest_s3_prefix") -> str:
-    """``s3://bucket[/prefix]`` with a valid bucket name and no ``.``/``..`` path segments."""
-    if not isinstance(value, str) or not _S3_PREFIX.match(value):
-        raise WaveSpeedInputError(f"{argument} must be s3://bucket[/prefix], got {value!r}")
-    segments = value.removeprefix("s3://").split("/")[1:]
-    if any(segment in (".", "..") for segment in segments):
-        raise WaveSpeedInputError(f"{argument} may not contain '.' or '..' segments, got {value!r}")
-    return value
 
 
 def _referenced_task_ids(value: Any) -> tuple[str, ...]:

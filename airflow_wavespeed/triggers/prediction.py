@@ -97,10 +97,10 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             self.prediction_id,
             self.poll_interval,
         )
-        await _import_off_the_loop()
-        from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
-
         try:
+            await _import_off_the_loop()
+            from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
+
             async with shared_client_session_lease():
                 event = await self._wait()
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason

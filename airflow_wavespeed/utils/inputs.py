@@ -8,6 +8,7 @@ task before anything is sent to WaveSpeed.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,12 @@ def resolve_images(
             upload_names[n] = upload_name(path.name, handle.read(16), f"images[{n}]: {str(path)!r}")
     s3_inputs = {n: _split_s3(image) for n, image in enumerate(images) if image_kind(image) == "s3"}
     s3: Any = _s3_client(aws_conn_id) if s3_inputs else None
+    if s3_inputs and input_mode != "upload" and presign_seconds > MAX_PRESIGN_SECONDS:
+        logging.getLogger(__name__).warning(
+            "Presigned S3 URLs live at most 7 days, less than the %.0f s asked for (the task's timeout "
+            "plus a margin): WaveSpeed must fetch the inputs before then, or use input_mode='upload'",
+            presign_seconds,
+        )
     for n, (bucket, key) in s3_inputs.items():
         size = _check_s3_object(s3, bucket, key, f"images[{n}]")
         if input_mode == "upload":

@@ -15,6 +15,7 @@ import mimetypes
 import os
 import re
 import shutil
+import string
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -140,20 +141,34 @@ def store_outputs(
     is_s3 = destination.startswith("s3://")
     template = name_template or (DEFAULT_S3_KEY_TEMPLATE if is_s3 else DEFAULT_FILE_TEMPLATE)
     check_name_template(template)
+    if len(outputs) > 1 and "n" not in _fields(template):
+        raise WaveSpeedInputError(
+            f"key_template {template!r} has no {{n}}: the {len(outputs)} outputs of one prediction would "
+            "overwrite each other"
+        )
     stored: list[str] = []
+    created: list[str] = []
     try:
         for n, output in enumerate(outputs):
             with open_output(output, max_output_bytes=max_output_bytes) as opened:
                 name = render_name(template, {**names, "n": n, "ext": opened.ext})
                 if is_s3:
-                    stored.append(_put_s3(opened, destination, name, replace=replace, aws_conn_id=aws_conn_id))
+                    location, new = _put_s3(opened, destination, name, replace=replace, aws_conn_id=aws_conn_id)
                 else:
-                    stored.append(_put_local(opened, destination, name, replace=replace))
+                    location, new = _put_local(opened, destination, name, replace=replace)
+                stored.append(location)
+                if new:
+                    created.append(location)
     except BaseException:
-        # All or nothing: a retry (with replace=False too) starts from a clean destination.
-        _remove(stored, aws_conn_id=aws_conn_id)
+        # All or nothing for what this call created, so a retry with replace=False starts clean. A key
+        # that existed before (replace=True) is left with its new copy, never deleted.
+        _remove(created, aws_conn_id=aws_conn_id)
         raise
     return stored
+
+
+def _fields(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 
 
 def _remove(stored: list[str], *, aws_conn_id: str | None) -> None:
@@ -229,12 +244,14 @@ def render_name(template: str, values: Mapping[str, Any]) -> str:
     return "/".join(parts)
 
 
-def _put_local(opened: _Opened, destination: str, name: str, *, replace: bool) -> str:
+def _put_local(opened: _Opened, destination: str, name: str, *, replace: bool) -> tuple[str, bool]:
+    """Write one output under a local directory; return its path and whether it is a new file."""
     root = Path(destination.removeprefix("file://")).expanduser().resolve()
     target = (root / name).resolve()
     if root not in target.parents:
         raise WaveSpeedInputError(f"output name {name!r} would leave the directory {str(root)!r}")
-    if target.exists() and not replace:
+    existed = target.exists()
+    if existed and not replace:
         raise OutputExistsError(f"{target} already exists and replace=False")
     target.parent.mkdir(parents=True, exist_ok=True)
     # A fresh file (O_EXCL), so a planted symlink cannot redirect the bytes; renamed into place whole.
@@ -247,17 +264,26 @@ def _put_local(opened: _Opened, destination: str, name: str, *, replace: bool) -
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
-    return str(target)
+    return str(target), not existed
 
 
-def _put_s3(opened: _Opened, destination: str, name: str, *, replace: bool, aws_conn_id: str | None) -> str:
+def _put_s3(
+    opened: _Opened, destination: str, name: str, *, replace: bool, aws_conn_id: str | None
+) -> tuple[str, bool]:
+    """Stream one output into S3; return its URI and whether the key is new (a HEAD first tells)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from boto3.s3.transfer import TransferConfig
 
     bucket, _, prefix = destination.removeprefix("s3://").partition("/")
     key = "/".join(part for part in (prefix.strip("/"), name) if part)
     hook = S3Hook(aws_conn_id=aws_conn_id)
-    if not replace and hook.check_for_key(key, bucket_name=bucket):
+    try:
+        existed = hook.check_for_key(key, bucket_name=bucket)
+    except Exception:
+        if not replace:
+            raise
+        existed = True  # a write-only role cannot HEAD: count the key as not ours to remove
+    if existed and not replace:
         raise OutputExistsError(f"s3://{bucket}/{key} already exists and replace=False")
     config = TransferConfig(
         multipart_threshold=S3_PART_BYTES, multipart_chunksize=S3_PART_BYTES, max_concurrency=1, use_threads=False
@@ -265,7 +291,7 @@ def _put_s3(opened: _Opened, destination: str, name: str, *, replace: bool, aws_
     hook.get_conn().upload_fileobj(
         opened.stream, bucket, key, ExtraArgs={"ContentType": opened.content_type}, Config=config
     )
-    return f"s3://{bucket}/{key}"
+    return f"s3://{bucket}/{key}", not existed
 
 
 def _decode_base64(output: str, max_output_bytes: int) -> bytes:

@@ -23,6 +23,7 @@ NSFW_POLICIES = ("allow", "fail", "drop")
 INPUT_MODES = ("presign", "upload")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_S3_PREFIX = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
 _PREDICTION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
 
@@ -142,8 +143,7 @@ def check_output_uri(value: Any, *, argument: str = "output_uri") -> str | None:
     match = _SCHEME.match(value)
     scheme = match.group(1).lower() if match else ""
     if scheme == "s3":
-        if not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
-            raise WaveSpeedInputError(f"{argument} must be s3://bucket[/prefix], got {value!r}")
+        check_s3_prefix(value, argument=argument)
     elif scheme not in ("", "file"):
         raise WaveSpeedInputError(
             f"{argument} must be a local directory or an s3://bucket/prefix URI; scheme {scheme}:// is not "
@@ -166,3 +166,14 @@ def validate_prediction_id(prediction_id: object) -> None:
             f"prediction_id must be the id WaveSpeed returned (letters, digits, '-', '_', '.'), "
             f"got {prediction_id!r}"
         )
+
+
+
+def check_s3_prefix(value: Any, *, argument: str = "dest_s3_prefix") -> str:
+    """``s3://bucket[/prefix]`` with a valid bucket name and no ``.``/``..`` path segments."""
+    if not isinstance(value, str) or not _S3_PREFIX.match(value):
+        raise WaveSpeedInputError(f"{argument} must be s3://bucket[/prefix], got {value!r}")
+    segments = value.removeprefix("s3://").split("/")[1:]
+    if any(segment in (".", "..") for segment in segments):
+        raise WaveSpeedInputError(f"{argument} may not contain '.' or '..' segments, got {value!r}")
+    return value
