@@ -58,6 +58,8 @@ DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 USER_AGENT = f"airflow-provider-wavespeed/{__version__}"
 #: Statuses a retry may cure: rate limiting and the 5xx answers of a busy or restarting service.
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Envelope ``code`` values over HTTP 200 that mean the same as a 500 or 503: internal, unavailable.
+RETRYABLE_API_CODES = frozenset({5000, 5003})
 #: Submit failures that prove WaveSpeed created nothing: the key or the request was refused, or a
 #: rate limit. They pass through as they are; every other submit failure is uncertain.
 SUBMIT_ERRORS_CREATING_NOTHING = (
@@ -66,8 +68,6 @@ SUBMIT_ERRORS_CREATING_NOTHING = (
     WaveSpeedNotFoundError,
     WaveSpeedRateLimitError,
 )
-#: Envelope ``code`` values over HTTP 200 that mean the same as a 500 or 503: internal, unavailable.
-RETRYABLE_API_CODES = frozenset({5000, 5003})
 #: How long the hooks on one event loop (a triggerer's) reuse a connection they read.
 CONNECTION_CACHE_SECONDS = 60.0
 
