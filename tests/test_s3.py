@@ -20,11 +20,13 @@ from airflow_wavespeed.exceptions import WaveSpeedInputError
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
 from airflow_wavespeed.transfers.wavespeed_to_s3 import WaveSpeedToS3Operator
 from airflow_wavespeed.utils.storage import OutputExistsError, OutputTooLargeError
+from tests.s3_fixtures import S3_EXAMPLE_DAG, load_example_dags, put_png
 
 # moto_endpoint (one moto server per session), aws_conn, s3, bucket
 pytest_plugins = ["tests.s3_fixtures"]
 
-EXAMPLE_DAG = Path(__file__).resolve().parents[1] / "example_dags" / "wavespeed_s3_pipeline.py"
+#: Name-template values for calling store_outputs directly.
+OUTPUT_NAMES = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 0, "prediction_id": "p"}
 
 
 class TaskInstanceStandIn:
@@ -63,44 +65,9 @@ def run_context(ti: TaskInstanceStandIn | None = None, **extra: Any) -> Any:
     return {"ti": ti or TaskInstanceStandIn(), "outlet_events": OutletEventAccessors(), **extra}
 
 
-def put_png(s3: Any, bucket: str, key: str, data: bytes) -> str:
-    s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/png")
-    return f"s3://{bucket}/{key}"
-
-
 def keys_under(s3: Any, bucket: str, prefix: str = "") -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
-
-
-def load_example_dags(monkeypatch: pytest.MonkeyPatch, bucket: str) -> dict[str, Any]:
-    from tests.conftest import load_dag_bag
-
-    monkeypatch.setenv("WAVESPEED_S3_BUCKET", bucket)
-    monkeypatch.setenv("WAVESPEED_POLL_INTERVAL", "0.05")
-    bag: Any = load_dag_bag(EXAMPLE_DAG)
-    assert not bag.import_errors
-    _write_to_db(bag)
-    return bag.dags
-
-
-def _write_to_db(bag: Any) -> None:
-    """
-    Store the DAGs as parsed now, with this test's bucket in their assets.
-
-    Airflow 3.1's ``dag.test()`` parses the bundles only for a DAG id it has never stored; after another
-    test ran any example DAG, the S3 example would keep the assets of its first parse (another bucket)
-    and its asset events would be dropped as unknown. 3.3 re-parses on every ``dag.test()``.
-    """
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-
-    try:
-        from airflow.dag_processing.dagbag import sync_bag_to_db
-    except ImportError:  # Airflow < 3.2
-        from airflow.models.dagbag import sync_bag_to_db  # type: ignore[attr-defined,no-redef]
-
-    DagBundlesManager().sync_bundles_to_db()
-    sync_bag_to_db(bag, "wavespeed_examples", None)
 
 
 # ---------------------------------------------------------------- the example DAGs, end to end
@@ -181,7 +148,7 @@ def test_example_pipeline_can_seed_its_sample_input_into_a_fresh_bucket(
     image = f"s3://{fresh}/inputs/sample_input.png"
     list_inputs = dags["wavespeed_s3_pipeline"].get_task("list_inputs").python_callable
     assert list_inputs(params={"images": [image], "seed_sample_input": True}) == [[image]]
-    sample = (EXAMPLE_DAG.parent / "data" / "sample_input.png").read_bytes()
+    sample = (S3_EXAMPLE_DAG.parent / "data" / "sample_input.png").read_bytes()
     assert s3.get_object(Bucket=fresh, Key="inputs/sample_input.png")["Body"].read() == sample
 
 
@@ -506,12 +473,11 @@ def test_a_key_template_without_n_is_refused_for_several_outputs_before_any_down
 def test_max_output_bytes_applies_to_base64_outputs(tmp_path: Path, sample_png: bytes) -> None:
     from airflow_wavespeed.utils.storage import store_outputs
 
-    names = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 0, "prediction_id": "p"}
     encoded = base64.b64encode(sample_png).decode()
     with pytest.raises(OutputTooLargeError, match="base64 output is larger than max_output_bytes=100"):
-        store_outputs([encoded], str(tmp_path), names=names, max_output_bytes=100)
+        store_outputs([encoded], str(tmp_path), names=OUTPUT_NAMES, max_output_bytes=100)
     assert list(tmp_path.iterdir()) == []
-    (stored,) = store_outputs([encoded], str(tmp_path), names=names)
+    (stored,) = store_outputs([encoded], str(tmp_path), names=OUTPUT_NAMES)
     assert Path(stored).read_bytes() == sample_png
 
 
@@ -522,15 +488,14 @@ def test_local_storage_keeps_nothing_of_a_failed_copy_and_follows_no_planted_lin
 
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
     out.mkdir()
-    names = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 0, "prediction_id": "p"}
     outputs = [f"{cdn}/download?id=1", f"{cdn}/outputs/endless.png"]
     with pytest.raises(OutputTooLargeError):
-        store_outputs(outputs, str(out), names=names, max_output_bytes=10 * MiB)
+        store_outputs(outputs, str(out), names=OUTPUT_NAMES, max_output_bytes=10 * MiB)
     assert list(out.iterdir()) == []
 
     # A link where a naive copy would write its partial file must not redirect the bytes.
     (out / "fixed.png.part").symlink_to(elsewhere)
-    (stored,) = store_outputs([f"{cdn}/download?id=1"], str(out), names=names, name_template="fixed.{ext}")
+    (stored,) = store_outputs([f"{cdn}/download?id=1"], str(out), names=OUTPUT_NAMES, name_template="fixed.{ext}")
     assert not elsewhere.exists()
     assert Path(stored) == out / "fixed.png" and not Path(stored).is_symlink()
     assert Path(stored).read_bytes()[:8] == PNG_SIGNATURE

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,14 @@ pytest_plugins = ["tests.s3_fixtures"]
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[1] / "example_dags"
 SECRET = "ws-live-SCAN-9f8e7d6c5b4a3210"
+
+
+@contextmanager
+def secret_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """An emulator that accepts only SECRET, with ``wavespeed_default`` holding that key."""
+    with Emulator(api_key=SECRET, config=EmulatorConfig(processing_polls=1, scale=0.0625)) as emu:
+        monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(emu.base_url, SECRET))
+        yield emu
 
 
 def files_containing(root: Path, needle: bytes) -> list[str]:
@@ -46,8 +56,7 @@ def test_the_api_key_appears_nowhere(
     from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
 
     seen: list[str] = []
-    with Emulator(api_key=SECRET, config=EmulatorConfig(processing_polls=1, scale=0.0625)) as emu:
-        monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(emu.base_url, SECRET))
+    with secret_emulator(monkeypatch) as emu:
         bag: Any = load_dag_bag(EXAMPLE_DAGS)
         dag = bag.get_dag("wavespeed_image_edit")
         ok = dag.test(run_conf={"output_dir": str(tmp_path)})
@@ -87,12 +96,11 @@ def test_the_mapped_and_s3_examples_leak_no_key_either(
 ) -> None:
     from airflow.models.pool import Pool
 
-    from tests.test_s3 import load_example_dags, put_png
+    from tests.s3_fixtures import load_example_dags, put_png
 
     monkeypatch.setenv("WAVESPEED_OUTPUT_DIR", str(tmp_path / "out"))
     Pool.create_or_update_pool("wavespeed", slots=2, description="test", include_deferred=False)
-    with Emulator(api_key=SECRET, config=EmulatorConfig(processing_polls=1, scale=0.0625)) as emu:
-        monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(emu.base_url, SECRET))
+    with secret_emulator(monkeypatch) as emu:
         batch: Any = load_dag_bag(EXAMPLE_DAGS)
         assert batch.get_dag("wavespeed_batch_edit").test().state == "success"
         pipeline = load_example_dags(monkeypatch, bucket)["wavespeed_s3_pipeline"]

@@ -171,11 +171,11 @@ def _fields(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 
 
-def _remove(stored: list[str], *, aws_conn_id: str | None) -> None:
-    """Best-effort removal of what one failed call stored; the original error is what the user sees."""
+def _remove(created: list[str], *, aws_conn_id: str | None) -> None:
+    """Best-effort removal of what one failed call created; the original error is what the user sees."""
     import logging
 
-    for location in stored:
+    for location in created:
         try:
             if location.startswith("s3://"):
                 from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -168,7 +168,6 @@ def validate_prediction_id(prediction_id: object) -> None:
         )
 
 
-
 def check_s3_prefix(value: Any, *, argument: str = "dest_s3_prefix") -> str:
     """``s3://bucket[/prefix]`` with a valid bucket name and no ``.``/``..`` path segments."""
     if not isinstance(value, str) or not _S3_PREFIX.match(value):
