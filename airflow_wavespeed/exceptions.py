@@ -1,25 +1,58 @@
-"""Errors raised by the WaveSpeed provider.
+"""Errors raised by the WaveSpeed provider, and the one retry table every request reads.
 
 Every error derives from :class:`WaveSpeedError` (an ``AirflowException``), so a DAG author can catch
-the whole family in one place. Messages never contain the API key: they are built from the prediction
-id, the HTTP status and the API's own message only.
+the whole family in one place. Two class attributes say what an error means for a retry:
+
+- ``retryable``: one more try of the same request may cure it (a 429, a 503, a dropped connection);
+- ``created_nothing``: it proves WaveSpeed created nothing, so a submit that met it billed nothing.
+
+:func:`may_retry` reads them for the sync and async transports alike, and the hook's submit reads
+``created_nothing`` to tell "refused" from "maybe billed". Messages never contain the API key: the
+transport scrubs it from every server answer before an error is built from one.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+#: HTTP statuses a retry may cure: the 5xx answers of a busy or restarting service.
+RETRYABLE_HTTP_STATUSES = frozenset({500, 502, 503, 504})
+#: Envelope ``code`` values over HTTP 200 that mean the same as a 500 or 503: internal, unavailable.
+RETRYABLE_API_CODES = frozenset({5000, 5003})
 
 
 class WaveSpeedError(AirflowException):
     """Base class of every error this provider raises."""
 
+    #: One more try of the same request may cure this error.
+    retryable: bool = False
+    #: The error proves no prediction was created (nothing was sent, or the API refused the request).
+    created_nothing: bool = False
+
+
+def may_retry(error: BaseException, *, billable: bool) -> bool:
+    """Whether to send the same request again after ``error``: the one retry rule.
+
+    A request that creates billable work (a submit) is retried only when the error also proves that
+    nothing was created: a 429, or a connection that never opened.
+    """
+    if not isinstance(error, WaveSpeedError) or not error.retryable:
+        return False
+    return error.created_nothing or not billable
+
 
 class WaveSpeedInputError(WaveSpeedError, ValueError):
     """An argument was rejected before any request was sent (nothing was billed)."""
 
+    created_nothing = True
+
 
 class WaveSpeedConnectionConfigError(WaveSpeedError):
     """The Airflow connection is missing or unusable (no API key, a base URL without a scheme)."""
+
+    created_nothing = True
 
 
 class WaveSpeedAPIError(WaveSpeedError):
@@ -48,21 +81,34 @@ class WaveSpeedAPIError(WaveSpeedError):
 class WaveSpeedAuthError(WaveSpeedAPIError):
     """401 or 403: the API key was refused or the account is suspended."""
 
+    created_nothing = True
+
 
 class WaveSpeedBadRequestError(WaveSpeedAPIError):
     """400 (or another 4xx): the API rejected the request; ``api_message`` says why."""
+
+    created_nothing = True
 
 
 class WaveSpeedNotFoundError(WaveSpeedAPIError):
     """404: the prediction (or route) does not exist, e.g. it was deleted after 7 days."""
 
+    created_nothing = True
+
 
 class WaveSpeedRateLimitError(WaveSpeedAPIError):
     """429: too many requests. Nothing was created; ``retry_after`` is the server's hint in seconds."""
 
+    retryable = True
+    created_nothing = True
+
 
 class WaveSpeedServerError(WaveSpeedAPIError):
-    """5xx: the API or a gateway in front of it failed."""
+    """5xx: the API or a gateway in front of it failed. A submit that met one may have created work."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retryable = self.http_status in RETRYABLE_HTTP_STATUSES or self.http_status in RETRYABLE_API_CODES
 
 
 class WaveSpeedMalformedResponseError(WaveSpeedError):
@@ -70,6 +116,8 @@ class WaveSpeedMalformedResponseError(WaveSpeedError):
 
     The message quotes the HTTP status and the first 200 characters of the body, never the request.
     """
+
+    retryable = True
 
     def __init__(self, reason: str, *, http_status: int, body: str) -> None:
         super().__init__(f"Malformed response from WaveSpeed (HTTP {http_status}): {reason}; body: {body[:200]!r}")
@@ -83,9 +131,12 @@ class WaveSpeedTransportError(WaveSpeedError):
     could not be opened), which is what makes a retried submit safe.
     """
 
+    retryable = True
+
     def __init__(self, message: str, *, request_sent: bool) -> None:
         super().__init__(message)
         self.request_sent = request_sent
+        self.created_nothing = not request_sent
 
 
 class WaveSpeedSubmitUncertainError(WaveSpeedError, AirflowFailException):
@@ -116,3 +167,11 @@ class WaveSpeedTimeoutError(WaveSpeedError):
     def __init__(self, prediction_id: str, message: str) -> None:
         super().__init__(message)
         self.prediction_id = prediction_id
+
+
+class OutputTooLargeError(WaveSpeedError):
+    """An output passed ``max_output_bytes``; the copy was stopped and nothing was kept."""
+
+
+class OutputExistsError(WaveSpeedError):
+    """The destination already holds an object and ``replace`` is False."""

@@ -1,8 +1,10 @@
-"""The one place where WaveSpeed's JSON envelope becomes Python objects.
+"""What an answer from WaveSpeed means, decided in one place.
 
 Submit and result share one envelope ``{"code", "message", "data"}``. :func:`parse_envelope` checks the
 HTTP status and the envelope's ``code`` and maps failures to the provider's error classes;
-:class:`Prediction` is what every other module speaks in.
+:class:`Prediction` is what every other module speaks in. :func:`judge_poll` decides what one poll
+means for a wait (the sync wait, the trigger and the sensor's poke all call it), and
+:func:`accepted_outputs` what a finished prediction may hand on.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedAPIError,
     WaveSpeedAuthError,
     WaveSpeedBadRequestError,
+    WaveSpeedError,
     WaveSpeedMalformedResponseError,
     WaveSpeedNotFoundError,
+    WaveSpeedNSFWError,
+    WaveSpeedPredictionFailedError,
     WaveSpeedRateLimitError,
     WaveSpeedServerError,
 )
-
-#: Envelope ``code`` of a sync-mode submit whose wait ran out while the prediction goes on.
-SYNC_MODE_TIMED_OUT_CODE = 5004
 
 
 class PredictionStatus(str, Enum):
@@ -217,3 +219,72 @@ def _raise_for_status(
     if 400 <= family < 500:
         raise WaveSpeedBadRequestError(f"{context}: rejected ({what}): {detail}", **kwargs)
     raise WaveSpeedAPIError(f"{context}: unexpected status ({what}): {detail}", **kwargs)
+
+
+@dataclass(frozen=True)
+class PollVerdict:
+    """What one poll means for a wait: finished (``prediction`` is terminal), failed for good
+    (``error``), or go on polling; ``warning`` is worth a log line either way."""
+
+    prediction: Prediction | None = None
+    error: WaveSpeedError | None = None
+    warning: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.prediction is not None and self.prediction.status.is_terminal()
+
+
+def judge_poll(prediction_id: str, answer: Prediction | WaveSpeedError) -> PollVerdict:
+    """Judge one poll's answer: a prediction, or the error the poll raised after its own retries.
+
+    A poll whose retries ran out on a fault a retry may cure does not end the wait: the prediction is
+    billed already, so giving up early would only lose it. A status this version does not know counts
+    as still running, with a warning.
+    """
+    if isinstance(answer, WaveSpeedError):
+        if not answer.retryable:
+            return PollVerdict(error=answer)
+        return PollVerdict(warning=f"Polling prediction {prediction_id} failed, will poll again: {answer}")
+    if answer.status is PredictionStatus.UNKNOWN:
+        return PollVerdict(
+            prediction=answer,
+            warning=f"Prediction {prediction_id} has unknown status {answer.raw_status!r}; waiting on",
+        )
+    return PollVerdict(prediction=answer)
+
+
+def inline_outputs_error(prediction_id: str) -> WaveSpeedError:
+    return WaveSpeedError(
+        f"WaveSpeed prediction {prediction_id} has base64 outputs, which never go through XCom: submit it "
+        "with enable_base64_output=False for URLs, or with output_uri set so the images are stored"
+    )
+
+
+def accepted_outputs(prediction: Prediction, nsfw_policy: str, *, will_store: bool = False) -> list[str]:
+    """The outputs a task may hand on, after the failure check and the NSFW policy.
+
+    :param nsfw_policy: ``allow`` keeps everything (flags stay in the metadata), ``fail`` raises if any
+        output is flagged, ``drop`` removes flagged outputs and raises when none is left.
+    :param will_store: the outputs go to storage next, so base64 outputs are fine; otherwise they
+        would reach XCom, and raise.
+    """
+    if not prediction.status.is_success():
+        raise WaveSpeedPredictionFailedError(prediction.id, prediction.raw_status, prediction.error)
+    if prediction.has_inline_outputs and not will_store:
+        raise inline_outputs_error(prediction.id)
+    outputs = list(prediction.outputs)
+    if not prediction.any_nsfw or nsfw_policy == "allow":
+        return outputs
+    flags = prediction.has_nsfw_contents + [False] * (len(outputs) - len(prediction.has_nsfw_contents))
+    flagged = sum(flags[: len(outputs)])
+    if nsfw_policy == "fail":
+        raise WaveSpeedNSFWError(
+            prediction.id, "completed", f"{flagged} of {len(outputs)} outputs flagged NSFW and nsfw_policy='fail'"
+        )
+    kept = [output for output, flag in zip(outputs, flags[: len(outputs)], strict=True) if not flag]
+    if not kept:
+        raise WaveSpeedNSFWError(
+            prediction.id, "completed", f"all {len(outputs)} outputs flagged NSFW and nsfw_policy='drop'"
+        )
+    return kept

@@ -54,6 +54,9 @@ BREAKDOWN = (
     "airflow_wavespeed.exceptions",
     "airflow_wavespeed.utils.validation",
     "airflow_wavespeed.links",
+    "airflow_wavespeed.prediction",
+    "airflow_wavespeed.tasks",
+    "airflow_wavespeed.utils.storage",
     *OURS,
 )
 HEAVY = ("requests", "aiohttp", "boto3", "botocore", "PIL")

@@ -134,9 +134,9 @@ class Ours:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        from airflow_wavespeed.hooks.wavespeed import close_shared_client_session
+        from airflow_wavespeed.hooks.event_loop import LoopResources
 
-        await close_shared_client_session()
+        await LoopResources.current().close()
 
     async def _one(self, trigger: Any) -> bool:
         events = [event async for event in trigger.run()]

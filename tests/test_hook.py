@@ -25,13 +25,12 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedSubmitUncertainError,
     WaveSpeedTimeoutError,
     WaveSpeedTransportError,
+    may_retry,
 )
-from airflow_wavespeed.hooks import wavespeed as wavespeed_module
-from airflow_wavespeed.hooks.wavespeed import (
-    WaveSpeedHook,
-    close_shared_client_session,
-    parse_retry_after,
-)
+from airflow_wavespeed.hooks import event_loop
+from airflow_wavespeed.hooks.event_loop import LoopResources
+from airflow_wavespeed.hooks.transport import parse_retry_after
+from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 from airflow_wavespeed.prediction import PredictionStatus
 from tests.conftest import connection_json
 from tests.emulator_fixtures import EMULATOR_API_KEY
@@ -145,7 +144,7 @@ async def test_async_poll_on_the_shared_session(wavespeed_conn: Emulator, emulat
         first = await hook.aget_prediction(prediction.id)
         second = await hook.aget_prediction(prediction.id)
     finally:
-        await close_shared_client_session()
+        await LoopResources.current().close()
     assert first.id == prediction.id
     assert second.status is PredictionStatus.COMPLETED and second.outputs
 
@@ -252,7 +251,7 @@ async def test_async_polls_share_the_same_rule(wavespeed_conn: Emulator, emulato
         with pytest.raises(WaveSpeedServerError):
             await hook.aget_prediction(prediction.id)
     finally:
-        await close_shared_client_session()
+        await LoopResources.current().close()
     assert polls(wavespeed_conn, prediction.id) == 3
 
 
@@ -280,7 +279,7 @@ async def test_async_polls_honour_retry_after_and_the_total_time_bound(
         assert time.monotonic() - started < 2.0
         assert 3 + 2 <= polls(wavespeed_conn, prediction.id) < 3 + 10
     finally:
-        await close_shared_client_session()
+        await LoopResources.current().close()
 
 
 def count_connection_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -306,7 +305,7 @@ async def test_async_hooks_on_one_loop_read_the_connection_once(
         done = await asyncio.gather(*(fast_hook().aget_prediction(prediction.id) for _ in range(20)))
         await fast_hook().aget_prediction(prediction.id)
     finally:
-        await close_shared_client_session()
+        await LoopResources.current().close()
     assert {p.id for p in done} == {prediction.id}
     assert reads == ["wavespeed_default"]
 
@@ -333,7 +332,7 @@ async def test_async_poll_rereads_a_rotated_key_and_never_caches_a_failed_read(
         with pytest.raises(WaveSpeedAuthError):  # re-read, same key: the refusal stands
             await fast_hook().aget_prediction(prediction.id)
     finally:
-        await close_shared_client_session()
+        await LoopResources.current().close()
 
 
 async def test_many_polls_refused_at_once_reread_the_rotated_key_once(
@@ -349,7 +348,7 @@ async def test_many_polls_refused_at_once_reread_the_rotated_key_once(
         monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(wavespeed_conn.base_url, rotated))
         done = await asyncio.gather(*(fast_hook().aget_prediction(prediction.id) for _ in range(20)))
     finally:
-        await close_shared_client_session()
+        await LoopResources.current().close()
     assert {p.id for p in done} == {prediction.id}
     assert len(reads) == 2, "the first read, then one re-read for all twenty refused polls"
 
@@ -363,7 +362,7 @@ async def test_async_polls_keep_the_last_good_key_when_a_connection_refresh_fail
 ) -> None:
     """A refresh that fails (API server restarting) must not fail every waiting task."""
     prediction = fast_hook().submit(EDIT, edit_inputs(emulator_image_url))
-    monkeypatch.setattr(wavespeed_module, "CONNECTION_CACHE_SECONDS", 0.0)  # every call refreshes
+    monkeypatch.setattr(event_loop, "CONNECTION_CACHE_SECONDS", 0.0)  # every call refreshes
     try:
         await fast_hook().aget_prediction(prediction.id)
         monkeypatch.delenv("AIRFLOW_CONN_WAVESPEED_DEFAULT")  # the connection can no longer be read
@@ -373,7 +372,7 @@ async def test_async_polls_keep_the_last_good_key_when_a_connection_refresh_fail
         assert "Re-reading Airflow connection 'wavespeed_default' failed" in logs
         assert EMULATOR_API_KEY not in logs
     finally:
-        await close_shared_client_session()
+        await LoopResources.current().close()
     with pytest.raises(Exception, match="wavespeed_default"):  # cache dropped: no good key to fall back on
         await fast_hook().aget_prediction(prediction.id)
 
@@ -508,7 +507,7 @@ def test_retry_sequence_is_bounded_in_total_time(wavespeed_conn: Emulator, emula
     ],
 )
 def test_retry_rule_table(error: BaseException, for_submit: bool, retryable: bool) -> None:
-    assert WaveSpeedHook.is_retryable(error, creates_billable_work=for_submit) is retryable
+    assert may_retry(error, billable=for_submit) is retryable
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,11 @@ from airflow_wavespeed.exceptions import (
 from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 from airflow_wavespeed.links import WaveSpeedPredictionLink
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
-from airflow_wavespeed.operators.run_model import STATE_STORE_KEY, WaveSpeedRunModelOperator
-from airflow_wavespeed.prediction import Prediction, PredictionStatus
+from airflow_wavespeed.operators.run_model import WaveSpeedRunModelOperator
+from airflow_wavespeed.prediction import Prediction, PredictionStatus, accepted_outputs
 from airflow_wavespeed.sensors.prediction import WaveSpeedPredictionSensor
 from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
-from airflow_wavespeed.utils.completion import accepted_outputs
+from airflow_wavespeed.utils.ledger import STATE_STORE_KEY
 from tests.task_context import DictStateStore, make_context
 
 RESULT = "/api/v3/predictions/{}/result"
@@ -298,7 +298,7 @@ def test_base64_outputs_are_decoded_to_storage_not_xcom(
 
 
 def test_key_template_and_replace_false(wavespeed_conn: Emulator, emulator_image_url: str, tmp_path: Path) -> None:
-    from airflow_wavespeed.utils.storage import OutputExistsError
+    from airflow_wavespeed.exceptions import OutputExistsError
 
     operator = edit(emulator_image_url, output_uri=str(tmp_path), key_template="{dag_id}/../../{task_id}_{n}.{ext}")
     (path,) = run_deferred(operator, make_context(dag_id="d", task_id="t"))
@@ -313,7 +313,7 @@ def test_key_template_and_replace_false(wavespeed_conn: Emulator, emulator_image
 
 
 def test_output_size_cap(wavespeed_conn: Emulator, emulator_image_url: str, tmp_path: Path) -> None:
-    from airflow_wavespeed.utils.storage import OutputTooLargeError
+    from airflow_wavespeed.exceptions import OutputTooLargeError
 
     with pytest.raises(OutputTooLargeError, match="max_output_bytes"):
         run_deferred(edit(emulator_image_url, output_uri=str(tmp_path), max_output_bytes=100), make_context())
@@ -375,17 +375,6 @@ def test_a_stored_prediction_is_not_resumed_once_the_inputs_changed(
         edit(emulator_image_url, prompt="second wording").execute(context)
     assert wavespeed_conn.submit_count() == 2
     assert context["ti"].xcoms["prediction_id"] == store.values[STATE_STORE_KEY]["id"] != first_id
-
-
-def test_a_bare_prediction_id_in_the_store_is_resumed(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
-    """An id stored without a digest (an earlier provider version) is resumed: never a second bill."""
-    store = DictStateStore()
-    with pytest.raises(TaskDeferred):
-        edit(emulator_image_url).execute(make_context(store=store))
-    store.values[STATE_STORE_KEY] = store.values[STATE_STORE_KEY]["id"]
-    with pytest.raises(TaskDeferred):
-        edit(emulator_image_url, prompt="anything").execute(make_context(store=store, try_number=2))
-    assert wavespeed_conn.submit_count() == 1
 
 
 def test_without_a_state_store_a_retry_submits_again(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
@@ -490,6 +479,32 @@ def test_operator_modules_import_no_heavy_clients() -> None:
         "import airflow_wavespeed.sensors.prediction, airflow_wavespeed.triggers.prediction\n"
         "import airflow_wavespeed.transfers.wavespeed_to_s3\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_dag_parse_loads_only_what_building_a_task_needs() -> None:
+    """The hook, the trigger, storage and the prediction model load when a task runs, not per DAG parse."""
+    import subprocess
+    import sys
+
+    runtime_only = (
+        "airflow_wavespeed.hooks.wavespeed",
+        "airflow_wavespeed.hooks.transport",
+        "airflow_wavespeed.triggers.prediction",
+        "airflow.triggers.base",
+        "airflow_wavespeed.prediction",
+        "airflow_wavespeed.utils.storage",
+        "airflow_wavespeed.utils.inputs",
+        "airflow_wavespeed.utils.ledger",
+    )
+    code = (
+        "import sys, airflow.sdk\n"
+        "before = set(sys.modules)\n"  # Airflow 3.1's airflow.sdk loads airflow.triggers.base itself
+        "import airflow_wavespeed.operators.image_edit, airflow_wavespeed.operators.run_model\n"
+        "import airflow_wavespeed.sensors.prediction, airflow_wavespeed.transfers.wavespeed_to_s3\n"
+        f"print(sorted(m for m in {runtime_only!r} if m in sys.modules and m not in before))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -16,10 +16,9 @@ import pytest
 from airflow.sdk import Asset
 
 from airflow_wavespeed.emulator import Emulator
-from airflow_wavespeed.exceptions import WaveSpeedInputError
+from airflow_wavespeed.exceptions import OutputExistsError, OutputTooLargeError, WaveSpeedInputError
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
 from airflow_wavespeed.transfers.wavespeed_to_s3 import WaveSpeedToS3Operator
-from airflow_wavespeed.utils.storage import OutputExistsError, OutputTooLargeError
 from tests.s3_fixtures import S3_EXAMPLE_DAG, load_example_dags, put_png
 
 # moto_endpoint (one moto server per session), aws_conn, s3, bucket

@@ -128,26 +128,26 @@ async def test_base64_outputs_never_enter_an_event_even_when_outputs_are_asked_f
 
 
 async def test_many_triggers_share_one_connection_pool(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
-    from airflow_wavespeed.hooks import wavespeed
+    from airflow_wavespeed.hooks.event_loop import LoopResources
 
     ids = [submit(emulator_image_url) for _ in range(20)]
     sessions: set[int] = set()
-    original = wavespeed.shared_client_session
+    original = LoopResources.session
 
-    def spy() -> Any:
-        session = original()
+    def spy(resources: LoopResources) -> Any:
+        session = original(resources)
         sessions.add(id(session))
         return session
 
-    wavespeed.shared_client_session = spy  # type: ignore[assignment]
+    LoopResources.session = spy  # type: ignore[method-assign]
     try:
         triggers = [WaveSpeedPredictionTrigger(i, poll_interval=0.05, end_time=time.time() + 30) for i in ids]
         results = await asyncio.gather(*(events_of(t) for t in triggers))
     finally:
-        wavespeed.shared_client_session = original  # type: ignore[assignment]
+        LoopResources.session = original  # type: ignore[method-assign]
     assert all(events[0]["status"] == "success" for events in results)
     assert len(sessions) == 1
-    assert wavespeed._SESSIONS == {} and wavespeed._LEASES == {}, "the last trigger closed the pool"
+    assert LoopResources._by_loop == {}, "the last trigger closed the pool"
 
 
 RUN_SERIALIZED = """

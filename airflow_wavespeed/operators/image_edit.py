@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_wavespeed.exceptions import WaveSpeedInputError
 from airflow_wavespeed.operators.run_model import WaveSpeedRunModelOperator
 from airflow_wavespeed.utils.validation import (
     ASPECT_RATIOS,
@@ -70,7 +71,7 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
 
         images = resolve_images(
             check_images(self.images),
-            self.hook,
+            lambda source, name: self.hook.upload_media(source, filename=name),
             input_mode=self.input_mode,
             aws_conn_id=self.aws_conn_id,
             presign_seconds=self.timeout_seconds + 3600,
@@ -81,8 +82,6 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         return inputs
 
     def _check_edit_arguments(self, *, rendered: bool) -> None:
-        from airflow_wavespeed.exceptions import WaveSpeedInputError
-
         if rendered or not is_templated(self.images):
             check_images(self.images)
         if rendered or not is_templated(self.prompt):

@@ -1,27 +1,35 @@
 """WaveSpeedRunModelOperator: run any WaveSpeed model, wait for it (deferred or not), hand on the outputs.
 
-The flow is validate → build inputs → submit (or resume) → wait → complete. Subclasses change only
-what the model needs: :meth:`validate_arguments` and :meth:`build_inputs`.
+The flow is validate → build inputs → submit (or resume) → wait or defer → complete. Subclasses change
+only what the model needs: :meth:`validate_arguments` and :meth:`build_inputs`.
+
+Imports: at module level only what building and checking the task needs, because every DAG parse pays
+for them; what running it needs (the hook, the trigger, storage, the prediction model, the resume
+ledger) is imported in the methods that run on a worker. ``tests/test_operators.py`` holds the line.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_wavespeed.links import WaveSpeedPredictionLink
+from airflow_wavespeed.exceptions import WaveSpeedInputError, WaveSpeedNotFoundError
+from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url
+from airflow_wavespeed.tasks import WaveSpeedTaskMixin
+from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
+    DEFAULT_MAX_OUTPUT_BYTES,
     NSFW_POLICIES,
     check_bool,
     check_choice,
     check_dict,
+    check_name_template,
     check_output_uri,
     check_positive,
+    check_positive_int,
     is_templated,
     validate_model,
 )
@@ -29,16 +37,12 @@ from airflow_wavespeed.utils.validation import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
     from airflow_wavespeed.prediction import Prediction
-
-#: task_state_store key holding the submitted prediction id (and a digest of what was submitted), so a
-#: retry resumes instead of resubmitting.
-STATE_STORE_KEY = "wavespeed_prediction_id"
-DEFAULT_MAX_OUTPUT_BYTES = 200 * 1024 * 1024
+    from airflow_wavespeed.utils.ledger import PredictionLedger
+    from airflow_wavespeed.utils.timings import TaskTimings
 
 
-class WaveSpeedRunModelOperator(BaseOperator):
+class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
     """
     Submit one prediction to any WaveSpeed model and, by default, wait for its outputs.
 
@@ -93,12 +97,8 @@ class WaveSpeedRunModelOperator(BaseOperator):
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("outlets") is None:
-            # Outputs stored in S3 are an asset other DAGs can be scheduled on; outlets= overrides.
-            from airflow_wavespeed.utils.storage import with_default_outlet
-
-            with_default_outlet(kwargs, output_uri)
-        super().__init__(**kwargs)
+        # Outputs stored in S3 are an asset other DAGs can be scheduled on; outlets= overrides.
+        super().__init__(**with_default_outlet(kwargs, output_uri))
         self.model = model
         self.inputs = inputs if inputs is not None else {}
         self.enable_sync_mode = enable_sync_mode
@@ -112,18 +112,13 @@ class WaveSpeedRunModelOperator(BaseOperator):
         self.key_template = key_template
         self.max_output_bytes = max_output_bytes
         self.aws_conn_id = aws_conn_id
-        self.wavespeed_conn_id = wavespeed_conn_id
-        self.hook_params = hook_params or {}
+        self._set_hook_arguments(wavespeed_conn_id, hook_params)
         self._check_run_arguments(rendered=False)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
         """``partial()`` declares an ``s3://`` ``output_uri`` as the mapped task's outlet, as ``__init__`` does."""
-        if kwargs.get("outlets") is None and kwargs.get("output_uri"):
-            from airflow_wavespeed.utils.storage import with_default_outlet
-
-            with_default_outlet(kwargs, kwargs["output_uri"])
-        return super().partial(**kwargs)
+        return super().partial(**with_default_outlet(kwargs, kwargs.get("output_uri")))
 
     # ------------------------------------------------------------ what subclasses change
 
@@ -137,31 +132,27 @@ class WaveSpeedRunModelOperator(BaseOperator):
 
     # ------------------------------------------------------------ the flow
 
-    @cached_property
-    def hook(self) -> WaveSpeedHook:
-        from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
-
-        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id, **self.hook_params)
-
     @property
     def timeout_seconds(self) -> float:
-        return self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+        return check_positive(self.timeout, argument="timeout")
 
     def execute(self, context: Context) -> Any:
-        started = time.monotonic()
+        from airflow_wavespeed.utils.timings import TaskTimings
+
+        timings = TaskTimings()
         self.validate_arguments()
-        prediction = self._resume_or_submit(context)
+        prediction = self._submit_or_resume(context)
         if not self.wait_for_completion:
             context["ti"].xcom_push(key="prediction", value=prediction.to_xcom())
-            self._forget_prediction(context)
+            self._ledger(context).forget()
             return prediction.id
         if not prediction.status.is_terminal():
             if self.deferrable:
-                self._defer(context, prediction, worker_seconds=time.monotonic() - started)
+                self._defer(context, prediction, timings.stop())
             prediction = self.hook.wait_for_prediction(
                 prediction.id, poll_interval=self.poll_interval, timeout=self.timeout_seconds
             )
-        return self._complete(context, prediction, {"worker_seconds": time.monotonic() - started})
+        return self._complete(context, prediction, timings)
 
     def execute_complete(
         self,
@@ -171,65 +162,31 @@ class WaveSpeedRunModelOperator(BaseOperator):
         worker_seconds: float | None = None,
     ) -> Any:
         """Resume after the trigger fired: finish, or raise with the prediction id and the reason."""
-        from airflow_wavespeed.utils.completion import (
-            inline_outputs_error,
-            outputs_left_out,
-            prediction_from_event,
-        )
+        from airflow_wavespeed.prediction import inline_outputs_error
+        from airflow_wavespeed.triggers.prediction import PredictionEvent
+        from airflow_wavespeed.utils.timings import TaskTimings
 
-        started = time.monotonic()
-        prediction = prediction_from_event(event, expected_id=prediction_id)
+        resumed = PredictionEvent.from_payload(event, expected_id=prediction_id)
         if worker_seconds is None:
             # dag.test() resumes with the event alone, dropping defer()'s kwargs; the deferring run
             # left its timings in the ``prediction`` XCom.
             ti = context["ti"]
-            pushed = ti.xcom_pull(task_ids=self.task_id, key="prediction", map_indexes=ti.map_index)
-            worker_seconds = ((pushed or {}).get("task_timings") or {}).get("worker_seconds", 0.0)
-        if outputs_left_out(event):
+            pending = ti.xcom_pull(task_ids=self.task_id, key="prediction", map_indexes=ti.map_index) or {}
+            worker_seconds = (pending.get("task_timings") or {}).get("worker_seconds")
+        timings = TaskTimings.resumed(worker_seconds, resumed.waited_seconds)
+        prediction = resumed.terminal_prediction()
+        if resumed.outputs_left_out:
             # The trigger leaves base64 outputs out of its event: fetch them here, on the worker, to store.
             if not self.output_uri:
                 raise inline_outputs_error(prediction.id)
             prediction = self.hook.get_prediction(prediction.id)
-        waited = event.get("waited_seconds") if isinstance(event, dict) else None
-        return self._complete(
-            context,
-            prediction,
-            {"worker_seconds": worker_seconds, "trigger_seconds": waited},
-            resumed_at=started,
-        )
+        return self._complete(context, prediction, timings)
 
-    def _defer(self, context: Context, prediction: Prediction, *, worker_seconds: float) -> None:
-        from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
-
-        prediction_id = prediction.id
-        self.log.info("Deferring to the triggerer after %.2f s on the worker", worker_seconds)
-        # What the prediction looks like while it waits; replaced by the final metadata on completion.
-        pending = {**prediction.to_xcom(), "task_timings": {"worker_seconds": round(worker_seconds, 3)}}
-        context["ti"].xcom_push(key="prediction", value=pending)
-        self.defer(
-            trigger=WaveSpeedPredictionTrigger(
-                prediction_id=prediction_id,
-                wavespeed_conn_id=self.wavespeed_conn_id,
-                poll_interval=self.poll_interval,
-                hook_params=self.hook_params,
-                end_time=time.time() + self.timeout_seconds,
-                include_outputs=not self.enable_base64_output,
-            ),
-            method_name="execute_complete",
-            kwargs={"prediction_id": prediction_id, "worker_seconds": worker_seconds},
-            # Airflow's own backstop, after the trigger's deadline: the trigger normally reports first.
-            timeout=timedelta(seconds=self.timeout_seconds + 120),
-        )
-
-    def _resume_or_submit(self, context: Context) -> Prediction:
+    def _submit_or_resume(self, context: Context) -> Prediction:
         """Submit, unless an earlier try of this task instance already did (Airflow ≥ 3.3)."""
-        from airflow_wavespeed.exceptions import WaveSpeedNotFoundError
-        from airflow_wavespeed.links import prediction_url
-
-        store = context.get("task_state_store")
-        submission = self.submission_digest() if store is not None else ""
-        previous = self._state_get(store, submission)
+        ledger = self._ledger(context)
         prediction = None
+        previous = ledger.recorded()
         if previous:
             try:
                 prediction = self.hook.get_prediction(previous)
@@ -256,24 +213,31 @@ class WaveSpeedRunModelOperator(BaseOperator):
                 enable_sync_mode=self.enable_sync_mode,
                 enable_base64_output=self.enable_base64_output,
             )
-            self._state_set(store, prediction.id, submission)
+            ledger.record(prediction.id)
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
         WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, prediction.id))
         return prediction
 
-    def _complete(
-        self,
-        context: Context,
-        prediction: Prediction,
-        task_timings: dict[str, float | None],
-        resumed_at: float | None = None,
-    ) -> list[str]:
-        """Check, store and return the outputs; record where the task's time went.
+    def _defer(self, context: Context, prediction: Prediction, timings: TaskTimings) -> None:
+        from airflow_wavespeed.triggers.prediction import defer_to_trigger
 
-        ``task_timings`` in the ``prediction`` XCom: seconds on a worker (submit, then finishing) and
-        seconds waited in the triggerer, so users can see what deferring saved them.
-        """
-        from airflow_wavespeed.utils.completion import accepted_outputs
+        self.log.info("Deferring to the triggerer after %.2f s on the worker", timings.worker_seconds)
+        # What the prediction looks like while it waits; replaced by the final metadata on completion.
+        context["ti"].xcom_push(key="prediction", value={**prediction.to_xcom(), "task_timings": timings.to_xcom()})
+        defer_to_trigger(
+            self,
+            prediction.id,
+            wavespeed_conn_id=self.wavespeed_conn_id,
+            poll_interval=self.poll_interval,
+            timeout=self.timeout_seconds,
+            hook_params=self.hook_params,
+            include_outputs=not self.enable_base64_output,
+            kwargs={"prediction_id": prediction.id, "worker_seconds": timings.worker_seconds},
+        )
+
+    def _complete(self, context: Context, prediction: Prediction, timings: TaskTimings) -> list[str]:
+        """Check, store and return the outputs; record where the task's time went."""
+        from airflow_wavespeed.prediction import accepted_outputs
 
         metadata = prediction.to_xcom()
         try:
@@ -281,13 +245,9 @@ class WaveSpeedRunModelOperator(BaseOperator):
             if self.output_uri:
                 outputs = self.store(context, prediction.id, outputs)
         finally:
-            if resumed_at is not None:
-                task_timings["worker_seconds"] = (task_timings["worker_seconds"] or 0.0) + (
-                    time.monotonic() - resumed_at
-                )
-            metadata["task_timings"] = {k: round(v, 3) for k, v in task_timings.items() if v is not None}
+            metadata["task_timings"] = timings.stop().to_xcom()
             context["ti"].xcom_push(key="prediction", value=metadata)
-        self._forget_prediction(context)
+        self._ledger(context).forget()
         self.log.info(
             "Prediction %s completed with %d output(s); task timings: %s",
             prediction.id,
@@ -298,7 +258,7 @@ class WaveSpeedRunModelOperator(BaseOperator):
 
     def store(self, context: Context, prediction_id: str, outputs: list[str]) -> list[str]:
         """Copy outputs to ``output_uri``; returns the stored paths or ``s3://`` URIs."""
-        from airflow_wavespeed.utils.storage import store_outputs
+        from airflow_wavespeed.utils.storage import output_names, store_outputs
 
         stored = store_outputs(
             outputs,
@@ -311,72 +271,33 @@ class WaveSpeedRunModelOperator(BaseOperator):
         emit_asset_events(context, self, stored)
         return stored
 
-    # ------------------------------------------------------------ task state store (Airflow ≥ 3.3)
+    # ------------------------------------------------------------ resuming across tries
 
-    def submission_digest(self) -> str:
-        """A digest of what this task submits, as the user wrote it (rendered, before uploads).
+    def _ledger(self, context: Context) -> PredictionLedger:
+        """Where this task instance's submitted prediction is kept for its retries (Airflow ≥ 3.3)."""
+        from airflow_wavespeed.utils.ledger import PredictionLedger, submission_digest
 
-        A retry resumes the stored prediction only when the digest matches, so a task cleared after its
+        store = context.get("task_state_store")
+        return PredictionLedger(store, submission_digest(self.submission()) if store is not None else "")
+
+    def submission(self) -> dict[str, Any]:
+        """What this task submits, as the user wrote it (rendered, before uploads).
+
+        A retry resumes the stored prediction only when this is unchanged, so a task cleared after its
         inputs were changed submits the new edit instead of returning the old one.
         """
-        import hashlib
-        import json
-
         fields = {name: getattr(self, name) for name in self.template_fields if name != "output_uri"}
-        submitted = {
+        return {
             "model": self.model,
             "inputs": self.inputs,
             "fields": fields,
             "enable_sync_mode": self.enable_sync_mode,
             "enable_base64_output": self.enable_base64_output,
         }
-        # Key order is the DAG's own, the same on every try; sort_keys would fail on mixed key types.
-        text = json.dumps(submitted, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-    def _state_get(self, store: Any, submission: str) -> str | None:
-        """The prediction id an earlier try submitted with the same inputs, if any."""
-        if store is None:
-            return None
-        try:
-            value = store.get(STATE_STORE_KEY)
-        except Exception as error:  # a store that cannot answer must not stop the task
-            self.log.warning("task_state_store unavailable, a retry would submit again: %s", error)
-            return None
-        if isinstance(value, str) and value:
-            return value  # stored by a provider version without the digest: resuming cannot bill twice
-        if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"]:
-            return None
-        if value.get("submission") != submission:
-            self.log.warning(
-                "Prediction %s from an earlier try was submitted with other inputs; submitting the new ones",
-                value["id"],
-            )
-            return None
-        return str(value["id"])
-
-    def _state_set(self, store: Any, prediction_id: str, submission: str) -> None:
-        if store is None:
-            return
-        try:
-            store.set(STATE_STORE_KEY, {"id": prediction_id, "submission": submission})
-        except Exception as error:
-            self.log.warning("Could not record prediction %s for retries: %s", prediction_id, error)
-
-    def _forget_prediction(self, context: Context) -> None:
-        """After success: a later, deliberate re-run of the task submits afresh."""
-        store = context.get("task_state_store")
-        if store is not None:
-            try:
-                store.delete(STATE_STORE_KEY)
-            except Exception as error:
-                self.log.debug("Could not clear task_state_store: %s", error)
 
     # ------------------------------------------------------------ validation
 
     def _check_run_arguments(self, *, rendered: bool) -> None:
-        from airflow_wavespeed.exceptions import WaveSpeedInputError
-
         def ready(value: Any) -> bool:
             return rendered or not is_templated(value)
 
@@ -405,31 +326,5 @@ class WaveSpeedRunModelOperator(BaseOperator):
                     "images are decoded to storage, never passed through XCom"
                 )
         if self.key_template is not None:
-            from airflow_wavespeed.utils.storage import check_name_template
-
             check_name_template(self.key_template)
-        if isinstance(self.max_output_bytes, bool) or not isinstance(self.max_output_bytes, int) or self.max_output_bytes <= 0:
-            raise WaveSpeedInputError(f"max_output_bytes must be a positive int, got {self.max_output_bytes!r}")
-
-
-def output_names(context: Context, prediction_id: str) -> dict[str, Any]:
-    """The values a stored output's name is built from."""
-    ti = context["ti"]
-    map_index = getattr(ti, "map_index", -1)
-    return {
-        "dag_id": ti.dag_id,
-        "run_id": ti.run_id,
-        "task_id": ti.task_id,
-        "map_index": map_index if map_index is not None and map_index >= 0 else 0,
-        "prediction_id": prediction_id,
-    }
-
-
-def emit_asset_events(context: Context, task: BaseOperator, stored: list[str]) -> None:
-    """Attach the stored URIs to this task's asset outlets, so downstream DAGs see what arrived."""
-    outlet_events = context.get("outlet_events")
-    if not stored or outlet_events is None:
-        return
-    for outlet in task.outlets or []:
-        if type(outlet).__name__ == "Asset":
-            outlet_events[outlet].extra["uris"] = list(stored)
+        check_positive_int(self.max_output_bytes, argument="max_output_bytes")

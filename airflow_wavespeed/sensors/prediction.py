@@ -1,16 +1,23 @@
-"""WaveSpeedPredictionSensor: wait for a prediction submitted elsewhere and return its outputs."""
+"""WaveSpeedPredictionSensor: wait for a prediction submitted elsewhere and return its outputs.
+
+As in the operators, what only running the sensor needs is imported in its methods, not at parse time.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import (
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 
-from airflow_wavespeed.links import WaveSpeedPredictionLink
+from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedPredictionFailedError, WaveSpeedTimeoutError
+from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url
+from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.validation import (
     NSFW_POLICIES,
     check_bool,
@@ -23,11 +30,10 @@ from airflow_wavespeed.utils.validation import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
     from airflow_wavespeed.prediction import Prediction
 
 
-class WaveSpeedPredictionSensor(BaseSensorOperator):
+class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
     """
     Wait until a WaveSpeed prediction is terminal; return its output URLs (XCom ``return_value``).
 
@@ -60,9 +66,8 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
         kwargs.setdefault("timeout", 1800.0)
         super().__init__(**kwargs)
         self.prediction_id = prediction_id
-        self.wavespeed_conn_id = wavespeed_conn_id
         self.deferrable = deferrable
-        self.hook_params = hook_params or {}
+        self._set_hook_arguments(wavespeed_conn_id, hook_params)
         self.nsfw_policy = check_choice(nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
         check_bool(deferrable, argument="deferrable")
         check_positive(self.poke_interval, argument="poke_interval")
@@ -70,15 +75,7 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
         if not is_templated(prediction_id):
             validate_prediction_id(prediction_id)
 
-    @cached_property
-    def hook(self) -> WaveSpeedHook:
-        from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
-
-        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id, **self.hook_params)
-
     def execute(self, context: Context) -> Any:
-        from airflow_wavespeed.links import prediction_url
-
         validate_prediction_id(self.prediction_id)
         WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, self.prediction_id))
         if not self.deferrable:
@@ -86,56 +83,50 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
         prediction = self.hook.get_prediction(self.prediction_id)
         if prediction.status.is_terminal():
             return self._outputs(context, prediction)
-        from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
+        from airflow_wavespeed.triggers.prediction import defer_to_trigger
 
-        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
-        self.defer(
-            trigger=WaveSpeedPredictionTrigger(
-                prediction_id=self.prediction_id,
-                wavespeed_conn_id=self.wavespeed_conn_id,
-                poll_interval=float(self.poke_interval),
-                hook_params=self.hook_params,
-                end_time=time.time() + timeout,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=timeout + 120),
+        defer_to_trigger(
+            self,
+            self.prediction_id,
+            wavespeed_conn_id=self.wavespeed_conn_id,
+            poll_interval=check_positive(self.poke_interval, argument="poke_interval"),
+            timeout=check_positive(self.timeout, argument="timeout"),
+            hook_params=self.hook_params,
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_wavespeed.exceptions import WaveSpeedError
+        from airflow_wavespeed.prediction import judge_poll
 
         try:
-            prediction = self.hook.get_prediction(self.prediction_id)
+            answer: Prediction | WaveSpeedError = self.hook.get_prediction(self.prediction_id)
         except WaveSpeedError as error:
-            if not self.hook.is_retryable(error):
-                raise
-            self.log.warning("Polling prediction %s failed, will poke again: %s", self.prediction_id, error)
+            answer = error
+        verdict = judge_poll(self.prediction_id, answer)
+        if verdict.warning:
+            self.log.warning("%s", verdict.warning)
+        if verdict.error is not None:
+            raise verdict.error
+        if not verdict.finished or verdict.prediction is None:
             return PokeReturnValue(is_done=False)
-        if not prediction.status.is_terminal():
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._outputs(context, prediction))
+        return PokeReturnValue(is_done=True, xcom_value=self._outputs(context, verdict.prediction))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_wavespeed.exceptions import WaveSpeedTimeoutError
-        from airflow_wavespeed.utils.completion import (
-            inline_outputs_error,
-            outputs_left_out,
-            prediction_from_event,
-        )
+        from airflow_wavespeed.prediction import inline_outputs_error
+        from airflow_wavespeed.triggers.prediction import PredictionEvent
 
+        resumed = PredictionEvent.from_payload(event, expected_id=self.prediction_id)
         try:
-            prediction = prediction_from_event(event, expected_id=self.prediction_id)
+            prediction = resumed.terminal_prediction()
         except WaveSpeedTimeoutError as error:
             self._fail_or_skip(error)
-        if outputs_left_out(event):
+        if resumed.outputs_left_out:
             # The event's metadata, which counts the outputs it left out.
-            context["ti"].xcom_push(key="prediction", value=(event or {}).get("prediction"))
+            context["ti"].xcom_push(key="prediction", value=resumed.prediction)
             raise inline_outputs_error(prediction.id)
         return self._outputs(context, prediction)
 
     def _outputs(self, context: Context, prediction: Prediction) -> list[str]:
-        from airflow_wavespeed.exceptions import WaveSpeedPredictionFailedError
-        from airflow_wavespeed.utils.completion import accepted_outputs
+        from airflow_wavespeed.prediction import accepted_outputs
 
         context["ti"].xcom_push(key="prediction", value=prediction.to_xcom())
         try:
@@ -145,7 +136,5 @@ class WaveSpeedPredictionSensor(BaseSensorOperator):
 
     def _fail_or_skip(self, error: Exception) -> NoReturn:
         if self.soft_fail:
-            from airflow.providers.common.compat.sdk import AirflowSkipException
-
             raise AirflowSkipException(f"{error} (soft_fail=True)") from error
         raise error

@@ -9,21 +9,19 @@ prediction id upstream, and an Asset outlet so other DAGs can be scheduled on wh
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
-from airflow_wavespeed.exceptions import WaveSpeedInputError
-from airflow_wavespeed.utils.storage import (
-    DEFAULT_MAX_OUTPUT_BYTES,
-    check_name_template,
-    describe,
-    with_default_outlet,
-)
+from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
+    DEFAULT_MAX_OUTPUT_BYTES,
     check_bool,
+    check_conn_id,
+    check_name_template,
+    check_outputs,
+    check_positive_int,
     check_s3_prefix,
     is_templated,
     validate_prediction_id,
@@ -31,11 +29,6 @@ from airflow_wavespeed.utils.validation import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_BASE64_HEAD = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
-#: Real base64 images are far longer; a short string is more likely a prediction id passed by mistake.
-MIN_BASE64_CHARS = 64
 
 
 class WaveSpeedToS3Operator(BaseOperator):
@@ -97,14 +90,11 @@ class WaveSpeedToS3Operator(BaseOperator):
         return super().partial(**with_default_outlet(kwargs, kwargs.get("dest_s3_prefix")))
 
     def execute(self, context: Context) -> list[str]:
-        from airflow_wavespeed.operators.run_model import emit_asset_events, output_names
-        from airflow_wavespeed.utils.storage import store_outputs
+        from airflow_wavespeed.utils.storage import describe, output_names, store_outputs
 
         self._check_arguments(rendered=True)
         outputs = check_outputs(self.outputs)
         if not outputs:
-            from airflow.providers.common.compat.sdk import AirflowSkipException
-
             # Skipped, not succeeded: a success would still send downstream DAGs an asset event.
             raise AirflowSkipException("No outputs to store (the upstream task returned none)")
         prediction_id = self.prediction_id or self._upstream_prediction_id(context) or _short_hash(outputs)
@@ -157,67 +147,13 @@ class WaveSpeedToS3Operator(BaseOperator):
             check_outputs(self.outputs)
         if ready(self.dest_s3_prefix):
             check_s3_prefix(self.dest_s3_prefix)
-        if self.aws_conn_id is not None and (not isinstance(self.aws_conn_id, str) or not self.aws_conn_id):
-            raise WaveSpeedInputError(
-                f"aws_conn_id must be a connection id or None, got {self.aws_conn_id!r}"
-            )
+        check_conn_id(self.aws_conn_id, argument="aws_conn_id", allow_none=True)
         if self.key_template is not None and ready(self.key_template):
             check_name_template(self.key_template, argument="key_template")
         check_bool(self.replace, argument="replace")
-        if (
-            isinstance(self.max_output_bytes, bool)
-            or not isinstance(self.max_output_bytes, int)
-            or self.max_output_bytes <= 0
-        ):
-            raise WaveSpeedInputError(
-                f"max_output_bytes must be a positive int (bytes), got {self.max_output_bytes!r}"
-            )
+        check_positive_int(self.max_output_bytes, argument="max_output_bytes")
         if self.prediction_id is not None and ready(self.prediction_id):
             validate_prediction_id(self.prediction_id)
-
-
-def check_outputs(outputs: Any, *, argument: str = "outputs") -> list[str]:
-    """``outputs`` as a list: http(s) URLs or base64 strings (a ``data:`` URI or bare base64)."""
-    if isinstance(outputs, str):
-        outputs = [outputs]
-    if not isinstance(outputs, Sequence):
-        raise WaveSpeedInputError(
-            f"{argument} must be a list of output URLs or base64 strings (e.g. edit_task.output), "
-            f"got {type(outputs).__name__}"
-        )
-    checked = []
-    for n, output in enumerate(outputs):
-        if isinstance(output, (list, tuple)):
-            raise WaveSpeedInputError(
-                f"{argument}[{n}] is a list: {argument} holds one list per mapped task instance; map this "
-                f"operator too: WaveSpeedToS3Operator.partial(...).expand({argument}=edit_task.output)"
-            )
-        if not isinstance(output, str) or not output.strip():
-            raise WaveSpeedInputError(
-                f"{argument}[{n}] must be a non-empty string (http(s) URL or base64), got {output!r}"
-            )
-        match = _SCHEME.match(output)
-        scheme = match.group(1).lower() if match else ""
-        if scheme in ("http", "https"):
-            if not re.match(r"^https?://[^/\s?#]+", output, re.IGNORECASE) or re.search(r"\s", output):
-                raise WaveSpeedInputError(f"{argument}[{n}] is not a valid URL: {output[:200]!r}")
-        elif scheme:
-            raise WaveSpeedInputError(
-                f"{argument}[{n}] has scheme {scheme}://; only http(s) URLs are downloaded (and base64 "
-                f"outputs decoded), got {output[:200]!r}"
-            )
-        elif output.startswith("data:"):
-            if ";base64," not in output[:100]:
-                raise WaveSpeedInputError(
-                    f"{argument}[{n}] is a data: URI without ';base64,': {output[:100]!r}"
-                )
-        elif len(output) < MIN_BASE64_CHARS or not _BASE64_HEAD.match(output[:MIN_BASE64_CHARS]):
-            raise WaveSpeedInputError(
-                f"{argument}[{n}] is neither an http(s) URL nor base64 image data, got {output[:80]!r} "
-                f"(a prediction id? store the outputs of a task that waits for completion)"
-            )
-        checked.append(output)
-    return checked
 
 
 def _referenced_task_ids(value: Any) -> tuple[str, ...]:

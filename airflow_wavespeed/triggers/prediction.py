@@ -2,23 +2,34 @@
 
 The trigger's whole state is its kwargs, so a triggerer that restarts (or hands the trigger to another
 triggerer) rebuilds it from :meth:`serialize` and simply polls the same prediction again: polls are
-free and idempotent. It yields exactly one event and returns.
+free and idempotent. It yields exactly one :class:`PredictionEvent` and returns. The event is built
+here and read back here (:meth:`PredictionEvent.from_payload`), so its vocabulary has one home.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-if TYPE_CHECKING:
-    from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
-    from airflow_wavespeed.prediction import Prediction
+from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedTimeoutError
+from airflow_wavespeed.prediction import Prediction, judge_poll
 
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+
+    from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
+
+#: Airflow's own deadline on a deferred task comes this long after the trigger's: the trigger reports first.
+BACKSTOP_SECONDS = 120.0
 
 #: Set once the modules the wait needs are fully imported (``sys.modules`` lists a module while it
 #: is still being imported, so it cannot tell).
@@ -34,22 +45,90 @@ async def _import_off_the_loop() -> None:
         _IMPORTED = True
 
 
+class EventStatus(str, Enum):
+    """How a wait ended: the prediction finished well or badly, the deadline passed, or the wait broke."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class PredictionEvent:
+    """The one event a trigger yields, and what a resumed task reads back from it.
+
+    ``prediction`` is the small metadata dict of :meth:`Prediction.to_xcom`; ``outputs`` holds URLs only
+    (base64 outputs never ride in an event: megabytes of image data do not belong in the trigger table).
+    """
+
+    status: EventStatus
+    prediction_id: str
+    message: str = ""
+    prediction: dict[str, Any] | None = None
+    outputs: list[str] = field(default_factory=list)
+    waited_seconds: float | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "prediction_id": self.prediction_id,
+            "outputs": list(self.outputs),
+            "message": self.message,
+            "prediction": self.prediction,
+            "waited_seconds": self.waited_seconds,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Any, *, expected_id: str | None = None) -> PredictionEvent:
+        """Read an event back; a missing or unknown one is an error: ``execute_complete`` never succeeds quietly."""
+        statuses = {status.value for status in EventStatus}
+        if not isinstance(payload, dict) or payload.get("status") not in statuses:
+            raise WaveSpeedError(
+                f"WaveSpeed trigger returned no usable event for prediction {expected_id or '(unknown)'}: {payload!r}"
+            )
+        metadata = payload.get("prediction")
+        waited = payload.get("waited_seconds")
+        return cls(
+            status=EventStatus(payload["status"]),
+            prediction_id=str(payload.get("prediction_id") or expected_id or "(unknown)"),
+            message=str(payload.get("message") or ""),
+            prediction=metadata if isinstance(metadata, dict) else None,
+            outputs=[o for o in payload.get("outputs") or [] if isinstance(o, str)],
+            waited_seconds=float(waited) if isinstance(waited, (int, float)) else None,
+        )
+
+    def terminal_prediction(self) -> Prediction:
+        """The finished prediction the event describes; a timeout or an error raises."""
+        if self.status is EventStatus.TIMEOUT:
+            raise WaveSpeedTimeoutError(
+                self.prediction_id, self.message or f"Waiting for prediction {self.prediction_id} timed out"
+            )
+        if self.status is EventStatus.ERROR or self.prediction is None:
+            raise WaveSpeedError(f"Waiting for WaveSpeed prediction {self.prediction_id} failed: {self.message}")
+        return Prediction.from_data({**self.prediction, "outputs": self.outputs}, message=self.message)
+
+    @property
+    def outputs_left_out(self) -> bool:
+        """Whether a success event omitted outputs the prediction has (base64 outputs stay out of events)."""
+        if self.status is not EventStatus.SUCCESS or self.prediction is None:
+            return False
+        return len(self.outputs) < (self.prediction.get("num_outputs") or 0)
+
+
 class WaveSpeedPredictionTrigger(BaseTrigger):
     """
     Poll ``GET /api/v3/predictions/{id}/result`` until the prediction is terminal or ``end_time`` passes.
 
-    The event payload is ``{"status", "prediction_id", "outputs", "message", "prediction",
-    "waited_seconds"}`` where
-    ``status`` is ``success``, ``failed``, ``timeout`` or ``error`` and ``prediction`` is the small
-    metadata dict of :meth:`Prediction.to_xcom`.
+    Yields one :class:`PredictionEvent` (as its payload dict).
 
     :param prediction_id: the prediction to wait for.
     :param wavespeed_conn_id: the connection whose key is used; read inside ``run()``, never serialized.
     :param poll_interval: seconds between polls.
     :param end_time: absolute deadline (epoch seconds); a restarted trigger keeps the original one.
-    :param include_outputs: put the output URLs in the event. Base64 outputs are never put there
-        (megabytes of image data do not belong in the trigger table): the event then has no
-        ``outputs`` and the task fetches them from the worker. Tasks that asked for base64 pass False.
+    :param include_outputs: put the output URLs in the event. Base64 outputs are never put there: the
+        event then has no ``outputs`` and the task fetches them from the worker. Tasks that asked for
+        base64 pass False.
     :param hook_params: keyword arguments for the hook (timeouts, retry bounds); nothing secret.
     """
 
@@ -87,7 +166,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         """One place for tests to swap the hook."""
         from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 
-        return WaveSpeedHook(wavespeed_conn_id=self.wavespeed_conn_id, **self.hook_params)
+        return WaveSpeedHook(self.wavespeed_conn_id, **self.hook_params)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
@@ -99,51 +178,73 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         )
         try:
             await _import_off_the_loop()
-            from airflow_wavespeed.hooks.wavespeed import shared_client_session_lease
-
-            async with shared_client_session_lease():
-                event = await self._wait()
+            async with self._hook() as hook:
+                event = await self._wait(hook)
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason
-            event = self._event("error", f"waiting for prediction {self.prediction_id} failed: {error}")
-        event["waited_seconds"] = round(time.monotonic() - started, 3)
-        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+            event = self._event(EventStatus.ERROR, f"waiting for prediction {self.prediction_id} failed: {error}")
+        event = dataclasses.replace(event, waited_seconds=round(time.monotonic() - started, 3))
+        yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
 
-    async def _wait(self) -> dict[str, Any]:
-        from airflow_wavespeed.exceptions import WaveSpeedError
-        from airflow_wavespeed.prediction import PredictionStatus
-
-        hook = self._hook()
+    async def _wait(self, hook: WaveSpeedHook) -> PredictionEvent:
         while True:
             try:
-                prediction = await hook.aget_prediction(self.prediction_id)
+                answer: Prediction | WaveSpeedError = await hook.aget_prediction(self.prediction_id)
             except WaveSpeedError as error:
-                if not hook.is_retryable(error):
-                    return self._event("error", str(error))
-                # Retries for this poll ran out; the prediction is billed already, so keep waiting.
-                self.log.warning("Polling prediction %s failed, will poll again: %s", self.prediction_id, error)
-            else:
-                if prediction.status.is_terminal():
-                    status = "success" if prediction.status.is_success() else "failed"
-                    return self._event(status, prediction.error or prediction.raw_status, prediction)
-                if prediction.status is PredictionStatus.UNKNOWN:
-                    self.log.warning(
-                        "Prediction %s has unknown status %r; waiting on", self.prediction_id, prediction.raw_status
-                    )
+                answer = error
+            verdict = judge_poll(self.prediction_id, answer)
+            if verdict.warning:
+                self.log.warning("%s", verdict.warning)
+            if verdict.error is not None:
+                return self._event(EventStatus.ERROR, str(verdict.error))
+            prediction = verdict.prediction
+            if verdict.finished and prediction is not None:
+                status = EventStatus.SUCCESS if prediction.status.is_success() else EventStatus.FAILED
+                return self._event(status, prediction.error or prediction.raw_status, prediction)
             if self.end_time is not None and time.time() + self.poll_interval > self.end_time:
                 return self._event(
-                    "timeout",
+                    EventStatus.TIMEOUT,
                     f"WaveSpeed prediction {self.prediction_id} did not finish before the task's timeout; "
                     "it may still finish on WaveSpeed.",
                 )
             await asyncio.sleep(self.poll_interval)
 
-    def _event(self, status: str, message: str, prediction: Prediction | None = None) -> dict[str, Any]:
+    def _event(self, status: EventStatus, message: str, prediction: Prediction | None = None) -> PredictionEvent:
         with_outputs = prediction is not None and self.include_outputs and not prediction.has_inline_outputs
-        outputs = list(prediction.outputs) if prediction is not None and with_outputs else []
-        return {
-            "status": status,
-            "prediction_id": self.prediction_id,
-            "outputs": outputs,
-            "message": message,
-            "prediction": prediction.to_xcom() if prediction is not None else None,
-        }
+        return PredictionEvent(
+            status=status,
+            prediction_id=self.prediction_id,
+            message=message,
+            prediction=prediction.to_xcom() if prediction is not None else None,
+            outputs=list(prediction.outputs) if prediction is not None and with_outputs else [],
+        )
+
+
+def defer_to_trigger(
+    task: BaseOperator,
+    prediction_id: str,
+    *,
+    wavespeed_conn_id: str,
+    poll_interval: float,
+    timeout: float,
+    hook_params: dict[str, Any],
+    include_outputs: bool = True,
+    kwargs: dict[str, Any] | None = None,
+) -> NoReturn:
+    """Hand a task's wait to the triggerer; it resumes in ``execute_complete`` with the event.
+
+    The trigger's own deadline comes first; Airflow's backstop :data:`BACKSTOP_SECONDS` later.
+    """
+    task.defer(
+        trigger=WaveSpeedPredictionTrigger(
+            prediction_id=prediction_id,
+            wavespeed_conn_id=wavespeed_conn_id,
+            poll_interval=poll_interval,
+            end_time=time.time() + timeout,
+            include_outputs=include_outputs,
+            hook_params=hook_params,
+        ),
+        method_name="execute_complete",
+        kwargs=kwargs,
+        timeout=timedelta(seconds=timeout + BACKSTOP_SECONDS),
+    )
+    raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover

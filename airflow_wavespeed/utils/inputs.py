@@ -1,6 +1,7 @@
 """Turn the ``images`` a user gave into URLs WaveSpeed can fetch.
 
-http(s) URLs pass through; local files are uploaded through the hook; ``s3://`` objects become
+http(s) URLs pass through; local files are uploaded (through the ``upload`` callable the operator
+passes: its hook's ``upload_media``); ``s3://`` objects become
 presigned GET URLs (or, with ``input_mode="upload"``, are streamed through the upload endpoint for
 buckets WaveSpeed cannot reach). Every input is checked first, so a missing file or object fails the
 task before anything is sent to WaveSpeed.
@@ -10,25 +11,23 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, Any
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
-from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
-from airflow_wavespeed.utils.validation import image_kind
-
-if TYPE_CHECKING:
-    from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
+from airflow_wavespeed.utils.media import SNIFF_BYTES, SPOOL_BYTES, UPLOADABLE_TYPES, upload_name
+from airflow_wavespeed.utils.validation import image_kind, parse_s3_uri
 
 #: Longest a SigV4 presigned URL may live.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-#: S3 objects streamed in upload mode spill from memory to a temporary file past this size.
-SPOOL_BYTES = 8 * 1024 * 1024
+#: Uploads a file or stream under a name and answers its download URL (the hook's ``upload_media``).
+Upload = Callable[[Any, str], str]
 
 
 def resolve_images(
     images: list[str],
-    hook: WaveSpeedHook,
+    upload: Upload,
     *,
     input_mode: str = "presign",
     aws_conn_id: str | None = "aws_default",
@@ -41,8 +40,8 @@ def resolve_images(
         if not path.is_file():
             raise WaveSpeedInputError(f"images[{n}]: no file at {str(path)!r}")
         with path.open("rb") as handle:
-            upload_names[n] = upload_name(path.name, handle.read(16), f"images[{n}]: {str(path)!r}")
-    s3_inputs = {n: _split_s3(image) for n, image in enumerate(images) if image_kind(image) == "s3"}
+            upload_names[n] = upload_name(path.name, handle.read(SNIFF_BYTES), f"images[{n}]: {str(path)!r}")
+    s3_inputs = {n: parse_s3_uri(image) for n, image in enumerate(images) if image_kind(image) == "s3"}
     s3: Any = _s3_client(aws_conn_id) if s3_inputs else None
     if s3_inputs and input_mode != "upload" and presign_seconds > MAX_PRESIGN_SECONDS:
         logging.getLogger(__name__).warning(
@@ -58,11 +57,11 @@ def resolve_images(
     resolved = []
     for n, image in enumerate(images):
         if n in local:
-            resolved.append(hook.upload_media(local[n], filename=upload_names[n]))
+            resolved.append(upload(local[n], upload_names[n]))
         elif n in s3_inputs:
             bucket, key = s3_inputs[n]
             if input_mode == "upload":
-                resolved.append(_upload_s3_object(s3, bucket, key, upload_names[n], hook))
+                resolved.append(_upload_s3_object(s3, bucket, key, upload_names[n], upload))
             else:
                 resolved.append(
                     s3.generate_presigned_url(
@@ -78,11 +77,6 @@ def resolve_images(
 
 def _local_path(image: str) -> Path:
     return Path(image.removeprefix("file://")).expanduser()
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
 
 
 def _s3_client(aws_conn_id: str | None) -> Any:
@@ -105,34 +99,20 @@ def _check_s3_object(s3: Any, bucket: str, key: str, argument: str) -> int:
     return int(head.get("ContentLength") or 0)
 
 
-def upload_name(filename: str, head: bytes, described: str) -> str:
-    """The name to upload an image as: its own when the extension is one WaveSpeed takes, else one from
-    its first bytes (keys and files often carry no extension). Raises naming ``described`` otherwise.
-    """
-    if Path(filename).suffix.lower() in UPLOADABLE_TYPES:
-        return filename
-    extension = sniff_image_extension(head)
-    if extension is None:
-        raise WaveSpeedInputError(
-            f"{described} is not an image type WaveSpeed accepts (by its name or its first bytes); allowed "
-            f"extensions: {', '.join(sorted(UPLOADABLE_TYPES))}"
-        )
-    return f"{Path(filename).stem or 'input'}{extension}"
-
-
 def _s3_upload_name(s3: Any, bucket: str, key: str, size: int, argument: str) -> str:
     described = f"{argument}: s3://{bucket}/{key}"
     if size == 0:
         raise WaveSpeedInputError(f"{described} is empty")
     head = b""
     if Path(key).suffix.lower() not in UPLOADABLE_TYPES:
-        head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{min(size, 16) - 1}")["Body"].read()
+        head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{min(size, SNIFF_BYTES) - 1}")["Body"].read()
     return upload_name(Path(key).name, head, described)
 
 
-def _upload_s3_object(s3: Any, bucket: str, key: str, filename: str, hook: WaveSpeedHook) -> str:
+def _upload_s3_object(s3: Any, bucket: str, key: str, filename: str, upload: Upload) -> str:
     """Stream an object into WaveSpeed's media store through a spooled file: bounded memory."""
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         s3.download_fileobj(bucket, key, spool)
         spool.seek(0)
-        return hook.upload_media(spool, filename=filename)  # type: ignore[arg-type]
+        stream: IO[bytes] = spool  # type: ignore[assignment]
+        return upload(stream, filename)

@@ -1,8 +1,17 @@
-"""Image file types: what WaveSpeed accepts for upload, and how to tell a type from its first bytes."""
+"""Image files: what WaveSpeed accepts for upload, telling a type from its first bytes, and opening what
+a user hands ``upload_media`` (a path, bytes or a file object) as one rewindable stream."""
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
 
@@ -17,6 +26,10 @@ UPLOADABLE_TYPES = {
     ".tif": "image/tiff",
     ".tiff": "image/tiff",
 }
+#: Bytes enough to tell every type above from its signature.
+SNIFF_BYTES = 16
+#: A stream that cannot be rewound is spooled for retries: in memory up to this, then on disk.
+SPOOL_BYTES = 8 * 1024 * 1024
 
 
 def check_uploadable(filename: str, *, argument: str) -> str:
@@ -44,3 +57,66 @@ def sniff_image_extension(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return ".webp"
     return next((ext for magic, ext in signatures.items() if head.startswith(magic)), None)
+
+
+def upload_name(filename: str, head: bytes, described: str) -> str:
+    """The name to upload an image as: its own when the extension is one WaveSpeed takes, else one from
+    its first bytes (keys and files often carry no extension). Raises naming ``described`` otherwise.
+    """
+    if Path(filename).suffix.lower() in UPLOADABLE_TYPES:
+        return filename
+    extension = sniff_image_extension(head)
+    if extension is None:
+        raise WaveSpeedInputError(
+            f"{described} is not an image type WaveSpeed accepts (by its name or its first bytes); allowed "
+            f"extensions: {', '.join(sorted(UPLOADABLE_TYPES))}"
+        )
+    return f"{Path(filename).stem or 'input'}{extension}"
+
+
+@dataclass(frozen=True)
+class UploadSource:
+    """One upload's body: a stream, the name to send it as, and how to rewind it for a retry."""
+
+    stream: IO[bytes]
+    filename: str
+    rewind: Callable[[], object]
+
+
+@contextmanager
+def open_upload_source(source: str | os.PathLike[str] | bytes | IO[bytes], filename: str | None) -> Iterator[UploadSource]:
+    """Open any of the sources ``upload_media`` takes; what this opens it closes (a caller's file stays open)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise WaveSpeedInputError(f"upload_media: no file at {str(path)!r}")
+        with path.open("rb") as handle:
+            yield UploadSource(handle, filename or path.name, lambda: handle.seek(0))
+        return
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise WaveSpeedInputError("upload_media: the bytes are empty")
+        name = filename or f"upload{sniff_image_extension(data[:SNIFF_BYTES]) or '.bin'}"
+        with io.BytesIO(data) as buffer:
+            yield UploadSource(buffer, name, lambda: buffer.seek(0))
+        return
+    if not hasattr(source, "read"):
+        raise WaveSpeedInputError(
+            f"upload_media takes a path, bytes or a binary file object, got {type(source).__name__}"
+        )
+    name = filename or os.path.basename(str(getattr(source, "name", "")))
+    if getattr(source, "seekable", lambda: False)():
+        yield _rewindable(source, name)
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        shutil.copyfileobj(source, spool, 1024 * 1024)
+        spool.seek(0)
+        yield _rewindable(spool, name)  # type: ignore[arg-type]
+
+
+def _rewindable(stream: IO[bytes], name: str) -> UploadSource:
+    start = stream.tell()
+    if not name:
+        name = f"upload{sniff_image_extension(stream.read(SNIFF_BYTES)) or '.bin'}"
+    return UploadSource(stream, name, lambda: stream.seek(start))

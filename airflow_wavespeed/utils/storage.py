@@ -24,30 +24,25 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedInputError
+from airflow_wavespeed.exceptions import (
+    OutputExistsError,
+    OutputTooLargeError,
+    WaveSpeedError,
+    WaveSpeedInputError,
+)
 from airflow_wavespeed.prediction import is_output_url
 from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
+from airflow_wavespeed.utils.validation import DEFAULT_MAX_OUTPUT_BYTES, check_name_template, parse_s3_uri
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset
+    from airflow.sdk import Context
 
 DEFAULT_S3_KEY_TEMPLATE = "{dag_id}/{run_id}/{task_id}/{map_index}/{prediction_id}_{n}.{ext}"
 DEFAULT_FILE_TEMPLATE = "{prediction_id}_{n}.{ext}"
-DEFAULT_MAX_OUTPUT_BYTES = 200 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 #: S3 multipart: 8 MiB parts, one at a time, keeps a copy's memory small whatever the file's size.
 S3_PART_BYTES = 8 * 1024 * 1024
-_TEMPLATE_FIELDS = ("dag_id", "run_id", "task_id", "map_index", "prediction_id", "n", "ext")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:+=@-]")
-_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
-
-
-class OutputTooLargeError(WaveSpeedError):
-    """An output passed ``max_output_bytes``; the copy was stopped and nothing was kept."""
-
-
-class OutputExistsError(WaveSpeedError):
-    """The destination already holds an object and ``replace`` is False."""
 
 
 @dataclass(frozen=True)
@@ -180,58 +175,12 @@ def _remove(created: list[str], *, aws_conn_id: str | None) -> None:
             if location.startswith("s3://"):
                 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-                bucket, _, key = location.removeprefix("s3://").partition("/")
+                bucket, key = parse_s3_uri(location)
                 S3Hook(aws_conn_id=aws_conn_id).get_conn().delete_object(Bucket=bucket, Key=key)
             else:
                 Path(location).unlink(missing_ok=True)
         except Exception as error:
             logging.getLogger(__name__).warning("Could not remove %s after a failed copy: %s", location, error)
-
-
-def with_default_outlet(kwargs: dict[str, Any], destination: Any) -> dict[str, Any]:
-    """Declare an ``s3://`` destination as the task's Asset outlet unless ``outlets=`` was given.
-
-    Used by the operators' ``__init__`` and ``partial()`` alike: a mapped task's outlets must be known
-    when the DAG is parsed, so ``partial(dest_s3_prefix=...)`` declares it too.
-    """
-    if kwargs.get("outlets") is None:
-        asset = destination_asset(destination)
-        if asset is not None:
-            kwargs["outlets"] = [asset]
-    return kwargs
-
-
-def destination_asset(destination: Any) -> Asset | None:
-    """
-    The Airflow Asset that outputs stored under an ``s3://`` destination belong to, or None.
-
-    Lets downstream DAGs be scheduled on stored outputs. A destination templated past its bucket
-    (``s3://bucket/edits/{{ ds }}``) maps to the fixed part (``s3://bucket/edits``): an asset must be
-    known when the DAG is parsed; each event's extra then names the exact objects.
-    """
-    if not isinstance(destination, str) or not destination.startswith("s3://"):
-        return None
-    fixed = re.split(r"\{\{|\{%", destination, maxsplit=1)[0]
-    if fixed != destination:
-        fixed = fixed[: fixed.rfind("/")]
-    uri = fixed.rstrip("/")
-    if not _S3_BUCKET.fullmatch(uri.removeprefix("s3://").partition("/")[0]):
-        return None
-    from airflow.providers.common.compat.sdk import Asset
-
-    return Asset(uri)
-
-
-def check_name_template(template: Any, *, argument: str = "key_template") -> str:
-    if not isinstance(template, str) or not template.strip():
-        raise WaveSpeedInputError(f"{argument} must be a non-empty str.format template")
-    try:
-        template.format(**dict.fromkeys(_TEMPLATE_FIELDS, "x"))
-    except (KeyError, IndexError, ValueError) as error:
-        raise WaveSpeedInputError(
-            f"{argument} {template!r} is not valid: {error}; allowed fields: {', '.join(_TEMPLATE_FIELDS)}"
-        ) from None
-    return template
 
 
 def render_name(template: str, values: Mapping[str, Any]) -> str:
@@ -274,7 +223,7 @@ def _put_s3(
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from boto3.s3.transfer import TransferConfig
 
-    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+    bucket, prefix = parse_s3_uri(destination)
     key = "/".join(part for part in (prefix.strip("/"), name) if part)
     hook = S3Hook(aws_conn_id=aws_conn_id)
     try:
@@ -321,3 +270,16 @@ def _content_type(ext: str) -> str:
 def _sniff(head: bytes) -> str | None:
     ext = sniff_image_extension(head)
     return ext.lstrip(".") if ext else None
+
+
+def output_names(context: Context, prediction_id: str) -> dict[str, Any]:
+    """The values a stored output's name is built from, for the task instance running now."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": map_index if map_index is not None and map_index >= 0 else 0,
+        "prediction_id": prediction_id,
+    }

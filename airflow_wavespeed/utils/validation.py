@@ -1,13 +1,15 @@
-"""Argument checks that run before any request is sent: a sent request costs the user money.
+"""Every argument check, run before any request is sent: a sent request costs the user money.
 
 Each check names the argument and what is allowed. Operators call them at construction for literal
-values and again at execute time, after templates are rendered.
+values and again at execute time, after templates are rendered. URL and ``s3://`` parsing live here
+too, so every module reads a location the same way.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
@@ -21,11 +23,53 @@ MAX_IMAGES = 16
 MAX_PROMPT_CHARS = 32_000
 NSFW_POLICIES = ("allow", "fail", "drop")
 INPUT_MODES = ("presign", "upload")
+#: Fields a ``key_template`` may use.
+NAME_TEMPLATE_FIELDS = ("dag_id", "run_id", "task_id", "map_index", "prediction_id", "n", "ext")
+#: The default ``max_output_bytes``: a copy stops at this size.
+DEFAULT_MAX_OUTPUT_BYTES = 200 * 1024 * 1024
+#: Real base64 images are far longer; a short string is more likely a prediction id passed by mistake.
+MIN_BASE64_CHARS = 64
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_S3_PREFIX = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+_HTTP_URL = re.compile(r"^https?://[^/\s?#]+\S*$", re.IGNORECASE)
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_BASE64_HEAD = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
 _PREDICTION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
+
+
+# ------------------------------------------------------------------ reading locations
+
+
+def scheme_of(location: str) -> str:
+    """The lower-case scheme of ``scheme://…``, or ``""`` for a plain path."""
+    match = _SCHEME.match(location)
+    return match.group(1).lower() if match else ""
+
+
+def is_http_url(value: str) -> bool:
+    """An http(s) URL with a host and no whitespace."""
+    return bool(_HTTP_URL.match(value))
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` as ``(bucket, key)``; the key may be empty (a bare bucket)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def is_s3_bucket(name: str) -> bool:
+    return bool(_S3_BUCKET.fullmatch(name))
+
+
+def image_kind(source: str) -> str:
+    """``"url"``, ``"s3"`` or ``"local"`` for one entry of ``images`` (already validated)."""
+    scheme = scheme_of(source)
+    if scheme in ("http", "https"):
+        return "url"
+    if scheme == "s3":
+        return "s3"
+    return "local"  # a path or file://
 
 
 def is_templated(value: Any) -> bool:
@@ -39,17 +83,72 @@ def is_templated(value: Any) -> bool:
     return hasattr(value, "resolve") or type(value).__name__ in {"XComArg", "PlainXComArg", "MapXComArg"}
 
 
-def image_kind(source: str) -> str:
-    """``"url"``, ``"s3"`` or ``"local"`` for one entry of ``images`` (already validated)."""
-    match = _SCHEME.match(source)
-    if not match:
-        return "local"
-    scheme = match.group(1).lower()
-    if scheme in ("http", "https"):
-        return "url"
-    if scheme == "s3":
-        return "s3"
-    return "local"  # file://
+# ------------------------------------------------------------------ plain values
+
+
+def check_choice(value: Any, allowed: tuple[str, ...], *, argument: str, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if value not in allowed:
+        extra = " or None" if allow_none else ""
+        raise WaveSpeedInputError(f"{argument} must be one of {', '.join(allowed)}{extra}, got {value!r}")
+    return value
+
+
+def check_bool(value: Any, *, argument: str) -> bool:
+    if not isinstance(value, bool):
+        raise WaveSpeedInputError(f"{argument} must be True or False, got {value!r}")
+    return value
+
+
+def check_positive(value: Any, *, argument: str) -> float:
+    """A positive number of seconds (a ``timedelta`` too), returned as a float: the one conversion."""
+    if hasattr(value, "total_seconds"):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise WaveSpeedInputError(f"{argument} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(value: Any, *, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise WaveSpeedInputError(f"{argument} must be a positive int, got {value!r}")
+    return value
+
+
+def check_dict(value: Any, *, argument: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise WaveSpeedInputError(f"{argument} must be a dict with string keys, got {type(value).__name__}")
+    return value
+
+
+def check_conn_id(value: Any, *, argument: str, allow_none: bool = False) -> str | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str) or not value:
+        raise WaveSpeedInputError(f"{argument} must be a connection id{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------ model inputs
+
+
+def validate_model(model: object) -> None:
+    if not isinstance(model, str) or not _MODEL.match(model):
+        raise WaveSpeedInputError(
+            f"model must be a WaveSpeed model path such as 'openai/gpt-image-2/edit' (lower-case segments "
+            f"separated by '/'), got {model!r}"
+        )
+
+
+def validate_prediction_id(prediction_id: object) -> None:
+    if not isinstance(prediction_id, str) or not _PREDICTION_ID.match(prediction_id):
+        raise WaveSpeedInputError(
+            f"prediction_id must be the id WaveSpeed returned (letters, digits, '-', '_', '.'), "
+            f"got {prediction_id!r}"
+        )
 
 
 def check_images(images: Any, *, argument: str = "images") -> list[str]:
@@ -70,13 +169,13 @@ def check_images(images: Any, *, argument: str = "images") -> list[str]:
                 f"{argument}[{n}] must be a non-empty string (URL, s3:// URI or path), got {image!r}"
             )
         image = image.strip()
-        match = _SCHEME.match(image)
-        scheme = match.group(1).lower() if match else ""
+        scheme = scheme_of(image)
         if scheme in ("http", "https"):
-            if not re.match(r"^https?://[^/\s?#]+", image, re.IGNORECASE) or re.search(r"\s", image):
+            if not is_http_url(image):
                 raise WaveSpeedInputError(f"{argument}[{n}] is not a valid URL: {image!r}")
         elif scheme == "s3":
-            if not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+", image):
+            bucket, key = parse_s3_uri(image)
+            if not is_s3_bucket(bucket) or not key:
                 raise WaveSpeedInputError(
                     f"{argument}[{n}] must be s3://bucket/key with both a bucket and a key, got {image!r}"
                 )
@@ -99,37 +198,7 @@ def check_prompt(prompt: Any, *, argument: str = "prompt") -> str:
     return prompt
 
 
-def check_choice(value: Any, allowed: tuple[str, ...], *, argument: str, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if value not in allowed:
-        extra = " or None" if allow_none else ""
-        raise WaveSpeedInputError(f"{argument} must be one of {', '.join(allowed)}{extra}, got {value!r}")
-    return value
-
-
-def check_bool(value: Any, *, argument: str) -> bool:
-    if not isinstance(value, bool):
-        raise WaveSpeedInputError(f"{argument} must be True or False, got {value!r}")
-    return value
-
-
-def check_positive(value: Any, *, argument: str, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if hasattr(value, "total_seconds"):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise WaveSpeedInputError(f"{argument} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def check_dict(value: Any, *, argument: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise WaveSpeedInputError(f"{argument} must be a dict with string keys, got {type(value).__name__}")
-    return value
+# ------------------------------------------------------------------ where outputs go
 
 
 def check_output_uri(value: Any, *, argument: str = "output_uri") -> str | None:
@@ -140,8 +209,7 @@ def check_output_uri(value: Any, *, argument: str = "output_uri") -> str | None:
         raise WaveSpeedInputError(
             f"{argument} must be a local directory or an s3://bucket/prefix URI, got {value!r}"
         )
-    match = _SCHEME.match(value)
-    scheme = match.group(1).lower() if match else ""
+    scheme = scheme_of(value)
     if scheme == "s3":
         check_s3_prefix(value, argument=argument)
     elif scheme not in ("", "file"):
@@ -152,27 +220,69 @@ def check_output_uri(value: Any, *, argument: str = "output_uri") -> str | None:
     return value
 
 
-def validate_model(model: object) -> None:
-    if not isinstance(model, str) or not _MODEL.match(model):
-        raise WaveSpeedInputError(
-            f"model must be a WaveSpeed model path such as 'openai/gpt-image-2/edit' (lower-case segments "
-            f"separated by '/'), got {model!r}"
-        )
-
-
-def validate_prediction_id(prediction_id: object) -> None:
-    if not isinstance(prediction_id, str) or not _PREDICTION_ID.match(prediction_id):
-        raise WaveSpeedInputError(
-            f"prediction_id must be the id WaveSpeed returned (letters, digits, '-', '_', '.'), "
-            f"got {prediction_id!r}"
-        )
-
-
 def check_s3_prefix(value: Any, *, argument: str = "dest_s3_prefix") -> str:
     """``s3://bucket[/prefix]`` with a valid bucket name and no ``.``/``..`` path segments."""
-    if not isinstance(value, str) or not _S3_PREFIX.match(value):
+    if not isinstance(value, str) or scheme_of(value) != "s3" or not value.startswith("s3://"):
         raise WaveSpeedInputError(f"{argument} must be s3://bucket[/prefix], got {value!r}")
-    segments = value.removeprefix("s3://").split("/")[1:]
-    if any(segment in (".", "..") for segment in segments):
+    bucket, prefix = parse_s3_uri(value)
+    if not is_s3_bucket(bucket):
+        raise WaveSpeedInputError(f"{argument} must be s3://bucket[/prefix], got {value!r}")
+    if any(segment in (".", "..") for segment in prefix.split("/")):
         raise WaveSpeedInputError(f"{argument} may not contain '.' or '..' segments, got {value!r}")
     return value
+
+
+def check_name_template(template: Any, *, argument: str = "key_template") -> str:
+    """A ``str.format`` template of output names using only :data:`NAME_TEMPLATE_FIELDS`."""
+    if not isinstance(template, str) or not template.strip():
+        raise WaveSpeedInputError(f"{argument} must be a non-empty str.format template")
+    try:
+        template.format(**dict.fromkeys(NAME_TEMPLATE_FIELDS, "x"))
+    except (KeyError, IndexError, ValueError) as error:
+        raise WaveSpeedInputError(
+            f"{argument} {template!r} is not valid: {error}; allowed fields: {', '.join(NAME_TEMPLATE_FIELDS)}"
+        ) from None
+    return template
+
+
+def check_outputs(outputs: Any, *, argument: str = "outputs") -> list[str]:
+    """``outputs`` as a list: http(s) URLs or base64 strings (a ``data:`` URI or bare base64)."""
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    if not isinstance(outputs, Sequence):
+        raise WaveSpeedInputError(
+            f"{argument} must be a list of output URLs or base64 strings (e.g. edit_task.output), "
+            f"got {type(outputs).__name__}"
+        )
+    checked = []
+    for n, output in enumerate(outputs):
+        if isinstance(output, (list, tuple)):
+            raise WaveSpeedInputError(
+                f"{argument}[{n}] is a list: {argument} holds one list per mapped task instance; map this "
+                f"operator too: WaveSpeedToS3Operator.partial(...).expand({argument}=edit_task.output)"
+            )
+        if not isinstance(output, str) or not output.strip():
+            raise WaveSpeedInputError(
+                f"{argument}[{n}] must be a non-empty string (http(s) URL or base64), got {output!r}"
+            )
+        scheme = scheme_of(output)
+        if scheme in ("http", "https"):
+            if not is_http_url(output):
+                raise WaveSpeedInputError(f"{argument}[{n}] is not a valid URL: {output[:200]!r}")
+        elif scheme:
+            raise WaveSpeedInputError(
+                f"{argument}[{n}] has scheme {scheme}://; only http(s) URLs are downloaded (and base64 "
+                f"outputs decoded), got {output[:200]!r}"
+            )
+        elif output.startswith("data:"):
+            if ";base64," not in output[:100]:
+                raise WaveSpeedInputError(
+                    f"{argument}[{n}] is a data: URI without ';base64,': {output[:100]!r}"
+                )
+        elif len(output) < MIN_BASE64_CHARS or not _BASE64_HEAD.match(output[:MIN_BASE64_CHARS]):
+            raise WaveSpeedInputError(
+                f"{argument}[{n}] is neither an http(s) URL nor base64 image data, got {output[:80]!r} "
+                f"(a prediction id? store the outputs of a task that waits for completion)"
+            )
+        checked.append(output)
+    return checked
