@@ -169,9 +169,37 @@ class WaveSpeedTimeoutError(WaveSpeedError):
         self.prediction_id = prediction_id
 
 
-class OutputTooLargeError(WaveSpeedError):
+class WaveSpeedResponseTooLargeError(WaveSpeedError):
+    """An answer was larger than the hook's cap for it. Never retried: the next answer would be as large.
+
+    After a submit it is reported as uncertain (the answer may describe a billed prediction).
+    """
+
+
+class WaveSpeedResumeError(WaveSpeedError, AirflowFailException):
+    """A submitted prediction cannot be resumed or recorded safely, so the task fails without retries.
+
+    A retry would submit (and bill) a new prediction while the first may still exist. The message names
+    the prediction id and how to start over deliberately.
+    """
+
+    def __init__(self, prediction_id: str, message: str) -> None:
+        super().__init__(message)
+        self.prediction_id = prediction_id
+
+
+class WaveSpeedOutputError(WaveSpeedError):
+    """Copying an output failed: a download, a decode or a write. Every failure on that path is one."""
+
+
+class OutputTooLargeError(WaveSpeedOutputError):
     """An output passed ``max_output_bytes``; the copy was stopped and nothing was kept."""
 
 
-class OutputExistsError(WaveSpeedError):
+class OutputExistsError(WaveSpeedOutputError):
     """The destination already holds an object and ``replace`` is False."""
+
+
+class WaveSpeedOutputRefusedError(WaveSpeedOutputError):
+    """An output was not fetched or not stored: a URL with credentials, a host the rules refuse (a
+    private or internal address, at any redirect hop), or content that is not an image."""

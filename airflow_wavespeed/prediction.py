@@ -27,6 +27,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedRateLimitError,
     WaveSpeedServerError,
 )
+from airflow_wavespeed.utils.validation import is_prediction_id
 
 
 class PredictionStatus(str, Enum):
@@ -93,6 +94,8 @@ class Prediction:
         prediction_id = data.get("id")
         if not isinstance(prediction_id, str) or not prediction_id:
             raise ValueError("the prediction has no 'id'")
+        if not is_prediction_id(prediction_id):
+            raise ValueError(f"the prediction id {prediction_id[:80]!r} is not one WaveSpeed gives (too long or odd characters)")
         if "status" not in data:
             raise ValueError(f"prediction {prediction_id} has no 'status'")
         outputs = data.get("outputs") or []

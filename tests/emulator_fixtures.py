@@ -9,6 +9,7 @@ reset to a fresh state, so tests stay independent while the suite stays fast.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -20,6 +21,7 @@ EMULATOR_SCALE = 0.0625
 
 __all__ = [
     "EMULATOR_API_KEY",
+    "loopback_download",
     "EMULATOR_SCALE",
     "emulator",
     "emulator_image_url",
@@ -72,3 +74,12 @@ def upload_to_emulator(emu: Emulator, data: bytes, filename: str = "input.png") 
 def emulator_image_url(emulator: Emulator, sample_png: bytes) -> str:
     """URL of `sample_png` stored in the (reset) emulator, without an HTTP request in its log."""
     return emulator.add_upload(sample_png, "input.png")
+
+
+def loopback_download() -> Any:
+    """A downloader for ``store_outputs`` that may fetch from loopback test servers (the output-host rule
+    lifted, as ``allow_private_output_hosts=True`` does): for tests of storage itself, not of that rule."""
+    from airflow_wavespeed.hooks.limits import RequestLimits
+    from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy
+
+    return OutputDownloader(OutputHostPolicy(allow_private=True), RequestLimits()).open

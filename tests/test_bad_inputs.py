@@ -112,7 +112,7 @@ def test_a_local_file_of_a_refused_type_stops_the_task_before_any_upload(
     good.write_bytes(sample_png)
     bad.write_bytes(b"not really an image")
     operator = WaveSpeedImageEditOperator(task_id="edit", images=[str(good), str(bad)], prompt="make it blue")
-    with pytest.raises(WaveSpeedInputError, match="images\\[1\\]: '[^']*b.heic' is not an image type.*\\.png"):
+    with pytest.raises(WaveSpeedInputError, match="images\\[1\\]: '[^']*b.heic' is not an image WaveSpeed accepts.*PNG"):
         operator.execute(make_context())
     assert wavespeed_conn.requests == []
 

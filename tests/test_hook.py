@@ -584,7 +584,7 @@ def test_a_503_with_retry_after_waits_as_told(wavespeed_conn: Emulator, sample_p
 
 @pytest.mark.parametrize(
     ("source", "filename", "message"),
-    [(b"", None, "empty"), (b"hello", "notes.txt", "not an image type"), ("/no/such/file.png", None, "no file")],
+    [(b"", None, "empty"), (b"hello", "notes.txt", "is not an image WaveSpeed accepts"), ("/no/such/file.png", None, "no file")],
     ids=["empty-bytes", "text-file", "missing-path"],
 )
 def test_upload_rejects_bad_input_before_sending(

@@ -25,6 +25,7 @@ from airflow_wavespeed.prediction import Prediction, PredictionStatus, accepted_
 from airflow_wavespeed.sensors.prediction import WaveSpeedPredictionSensor
 from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
 from airflow_wavespeed.utils.ledger import STATE_STORE_KEY
+from tests.emulator_fixtures import loopback_download
 from tests.task_context import DictStateStore, make_context
 
 RESULT = "/api/v3/predictions/{}/result"
@@ -307,7 +308,7 @@ def test_key_template_and_replace_false(wavespeed_conn: Emulator, emulator_image
 
     with pytest.raises(OutputExistsError):
         store_outputs(
-            [emulator_image_url], str(tmp_path), names={"dag_id": "d", "task_id": "t"},
+            [emulator_image_url], str(tmp_path), download=loopback_download(), names={"dag_id": "d", "task_id": "t"},
             name_template="{dag_id}/{task_id}_{n}.{ext}", replace=False,
         )
 

@@ -19,6 +19,7 @@ from airflow_wavespeed.emulator import Emulator
 from airflow_wavespeed.exceptions import OutputExistsError, OutputTooLargeError, WaveSpeedInputError
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
 from airflow_wavespeed.transfers.wavespeed_to_s3 import WaveSpeedToS3Operator
+from tests.emulator_fixtures import loopback_download
 from tests.s3_fixtures import S3_EXAMPLE_DAG, load_example_dags, put_png
 
 # moto_endpoint (one moto server per session), aws_conn, s3, bucket
@@ -243,7 +244,7 @@ def test_upload_mode_streams_the_object_through_the_media_upload(
     ("key", "body", "reason"),
     [
         # Neither the key's name nor its first bytes say image.
-        pytest.param("inputs/notes", b"just some text, not an image", "is not an image type", id="not-an-image"),
+        pytest.param("inputs/notes", b"just some text, not an image", "is not an image WaveSpeed accepts", id="not-an-image"),
         # A zero-byte key such as a folder marker: a clear error, not S3's InvalidRange.
         pytest.param("inputs/folder/", b"", "is empty", id="empty-object"),
     ],
@@ -383,6 +384,10 @@ def test_max_output_bytes_refuses_an_output_announced_too_large(
     assert no_upload_left(s3, bucket)
 
 
+#: The cdn below listens on loopback: storage tests lift the output-host rule for it (tested on its own).
+LOOPBACK_CDN = {"allow_private_output_hosts": True}
+
+
 @pytest.fixture
 def cdn(sample_png: bytes) -> Iterator[str]:
     """A loopback file server behaving like real CDNs do; answers its base URL.
@@ -427,7 +432,7 @@ def test_max_output_bytes_stops_a_runaway_download_midway_and_keeps_nothing(
     aws_conn: str, s3: Any, bucket: str, cdn: str
 ) -> None:
     # 10 MiB: past the first 8 MiB part, so a multipart upload was started and must be aborted.
-    op = store_operator(bucket, [f"{cdn}/outputs/endless.png"], max_output_bytes=10 * MiB)
+    op = store_operator(bucket, [f"{cdn}/outputs/endless.png"], max_output_bytes=10 * MiB, **LOOPBACK_CDN)
     with pytest.raises(
         OutputTooLargeError, match=rf"larger than max_output_bytes={10 * MiB}; the copy was stopped"
     ):
@@ -441,19 +446,25 @@ def test_a_failed_output_removes_the_ones_stored_before_it_so_a_retry_starts_cle
     """All or nothing: output 1 trips the size cap, so output 0 is removed and replace=False can retry."""
     outputs = [f"{cdn}/download?id=1", f"{cdn}/outputs/endless.png"]
     with pytest.raises(OutputTooLargeError):
-        store_operator(bucket, outputs, max_output_bytes=10 * MiB, replace=False).execute(run_context())
+        store_operator(bucket, outputs, max_output_bytes=10 * MiB, replace=False, **LOOPBACK_CDN).execute(
+            run_context()
+        )
     assert no_upload_left(s3, bucket)
 
-    stored = store_operator(bucket, outputs, max_output_bytes=20 * MiB, replace=False).execute(run_context())
+    stored = store_operator(bucket, outputs, max_output_bytes=20 * MiB, replace=False, **LOOPBACK_CDN).execute(
+        run_context()
+    )
     assert len(stored) == 2 and len(keys_under(s3, bucket)) == 2
 
 
 def test_a_failed_copy_never_deletes_a_key_it_overwrote(aws_conn: str, s3: Any, bucket: str, cdn: str) -> None:
     """With replace=True, a key that held an earlier copy keeps the new one; only new keys are removed."""
     outputs = [f"{cdn}/download?id=1", f"{cdn}/download?id=1", f"{cdn}/outputs/endless.png"]
-    first = store_operator(bucket, outputs[:1], prediction_id="p1").execute(run_context())
+    first = store_operator(bucket, outputs[:1], prediction_id="p1", **LOOPBACK_CDN).execute(run_context())
     with pytest.raises(OutputTooLargeError):
-        store_operator(bucket, outputs, prediction_id="p1", max_output_bytes=10 * MiB).execute(run_context())
+        store_operator(bucket, outputs, prediction_id="p1", max_output_bytes=10 * MiB, **LOOPBACK_CDN).execute(
+            run_context()
+        )
     # Output 0 overwrote the earlier copy and stays; output 1 was new and is gone; 2 never landed.
     assert [f"s3://{bucket}/{key}" for key in keys_under(s3, bucket)] == first
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
@@ -464,7 +475,7 @@ def test_a_key_template_without_n_is_refused_for_several_outputs_before_any_down
 ) -> None:
     outputs = ["http://127.0.0.1:9/a.png", "http://127.0.0.1:9/b.png"]  # nothing listens: never fetched
     op = store_operator(bucket, outputs, prediction_id="p1", key_template="{prediction_id}.{ext}")
-    with pytest.raises(WaveSpeedInputError, match=r"has no \{n\}: the 2 outputs .* would overwrite"):
+    with pytest.raises(WaveSpeedInputError, match=r"gives the 2 outputs of one prediction the same name"):
         op.execute(run_context())
     assert keys_under(s3, bucket) == []
 
@@ -474,9 +485,9 @@ def test_max_output_bytes_applies_to_base64_outputs(tmp_path: Path, sample_png: 
 
     encoded = base64.b64encode(sample_png).decode()
     with pytest.raises(OutputTooLargeError, match="base64 output is larger than max_output_bytes=100"):
-        store_outputs([encoded], str(tmp_path), names=OUTPUT_NAMES, max_output_bytes=100)
+        store_outputs([encoded], str(tmp_path), download=loopback_download(), names=OUTPUT_NAMES, max_output_bytes=100)
     assert list(tmp_path.iterdir()) == []
-    (stored,) = store_outputs([encoded], str(tmp_path), names=OUTPUT_NAMES)
+    (stored,) = store_outputs([encoded], str(tmp_path), download=loopback_download(), names=OUTPUT_NAMES)
     assert Path(stored).read_bytes() == sample_png
 
 
@@ -489,12 +500,12 @@ def test_local_storage_keeps_nothing_of_a_failed_copy_and_follows_no_planted_lin
     out.mkdir()
     outputs = [f"{cdn}/download?id=1", f"{cdn}/outputs/endless.png"]
     with pytest.raises(OutputTooLargeError):
-        store_outputs(outputs, str(out), names=OUTPUT_NAMES, max_output_bytes=10 * MiB)
+        store_outputs(outputs, str(out), download=loopback_download(), names=OUTPUT_NAMES, max_output_bytes=10 * MiB)
     assert list(out.iterdir()) == []
 
     # A link where a naive copy would write its partial file must not redirect the bytes.
     (out / "fixed.png.part").symlink_to(elsewhere)
-    (stored,) = store_outputs([f"{cdn}/download?id=1"], str(out), names=OUTPUT_NAMES, name_template="fixed.{ext}")
+    (stored,) = store_outputs([f"{cdn}/download?id=1"], str(out), download=loopback_download(), names=OUTPUT_NAMES, name_template="fixed.{ext}")
     assert not elsewhere.exists()
     assert Path(stored) == out / "fixed.png" and not Path(stored).is_symlink()
     assert Path(stored).read_bytes()[:8] == PNG_SIGNATURE
@@ -503,7 +514,7 @@ def test_local_storage_keeps_nothing_of_a_failed_copy_and_follows_no_planted_lin
 def test_the_content_type_and_extension_come_from_the_bytes_when_the_server_is_vague(
     aws_conn: str, s3: Any, bucket: str, cdn: str, sample_png: bytes
 ) -> None:
-    op = store_operator(bucket, [f"{cdn}/download?id=1"], key_template="{n}.{ext}")
+    op = store_operator(bucket, [f"{cdn}/download?id=1"], key_template="{n}.{ext}", **LOOPBACK_CDN)
     assert op.execute(run_context()) == [f"s3://{bucket}/out/0.png"]
     got = s3.get_object(Bucket=bucket, Key="out/0.png")
     assert got["ContentType"] == "image/png" and got["Body"].read() == sample_png
@@ -559,7 +570,7 @@ def test_keys_from_templates_and_values_stay_under_the_prefix(
         outputs=[base64.b64encode(sample_png).decode()],
         dest_s3_prefix=f"s3://{bucket}/safe/prefix",
         key_template=template,
-        prediction_id="..",
+        prediction_id="x..",  # '..' alone is no prediction id (refused); '..' inside one is defused
     )
     (stored,) = op.execute(run_context(ti))
     (key,) = keys_under(s3, bucket)

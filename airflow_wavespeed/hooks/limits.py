@@ -11,6 +11,8 @@ from typing import Any
 from airflow_wavespeed.exceptions import WaveSpeedInputError
 from airflow_wavespeed.utils.validation import check_dict, check_positive, check_positive_int
 
+MiB = 1024 * 1024
+
 
 class RequestLimits:
     """How long a request may take and how often it is tried; the hook's keyword arguments.
@@ -27,6 +29,13 @@ class RequestLimits:
     :param retry_max_wait: longest single backoff when the server gives no Retry-After.
     :param retry_max_seconds: the whole retry sequence of one request never runs longer than this
         (and a server's Retry-After is honoured up to this long).
+    :param request_timeout: the most one try of an API call may take in all, from connecting to the
+        last byte of the answer, however the server paces it (a sync-mode submit may take
+        ``sync_read_timeout`` more).
+    :param transfer_timeout: the same for one upload or one output download.
+    :param max_response_bytes: the largest answer read (decompressed); a larger one is an error, not retried.
+    :param max_base64_response_bytes: the same for answers that carry base64 images
+        (``enable_base64_output``).
     """
 
     #: The keyword arguments, in order: what ``hook_params`` may set.
@@ -39,6 +48,10 @@ class RequestLimits:
         "retry_min_wait",
         "retry_max_wait",
         "retry_max_seconds",
+        "request_timeout",
+        "transfer_timeout",
+        "max_response_bytes",
+        "max_base64_response_bytes",
     )
     __slots__ = NAMES
 
@@ -53,6 +66,10 @@ class RequestLimits:
         retry_min_wait: Any = 1.0,
         retry_max_wait: Any = 30.0,
         retry_max_seconds: Any = 120.0,
+        request_timeout: Any = 120.0,
+        transfer_timeout: Any = 900.0,
+        max_response_bytes: int = 8 * MiB,
+        max_base64_response_bytes: int = 64 * MiB,
     ) -> None:
         # Seconds as floats, whatever was given (a timedelta too): requests takes only numbers.
         self.connect_timeout = check_positive(connect_timeout, argument="connect_timeout")
@@ -63,6 +80,12 @@ class RequestLimits:
         self.retry_min_wait = check_positive(retry_min_wait, argument="retry_min_wait")
         self.retry_max_wait = check_positive(retry_max_wait, argument="retry_max_wait")
         self.retry_max_seconds = check_positive(retry_max_seconds, argument="retry_max_seconds")
+        self.request_timeout = check_positive(request_timeout, argument="request_timeout")
+        self.transfer_timeout = check_positive(transfer_timeout, argument="transfer_timeout")
+        self.max_response_bytes = check_positive_int(max_response_bytes, argument="max_response_bytes")
+        self.max_base64_response_bytes = check_positive_int(
+            max_base64_response_bytes, argument="max_base64_response_bytes"
+        )
 
     def __repr__(self) -> str:
         values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.NAMES)

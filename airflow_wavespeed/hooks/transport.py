@@ -1,31 +1,45 @@
-"""How one request reaches WaveSpeed and comes back: timeouts, the retry loop, and error mapping.
+"""How one request reaches WaveSpeed and comes back: deadlines, size caps, the retry loop, error mapping.
 
 The hook decides *what* to ask; this module decides *how*. A worker's requests go through one pooled
 ``requests`` session (:class:`SyncTransport`); a trigger's polls through the aiohttp session its event
-loop shares (:class:`AsyncTransport`). Both retry by the one table in :mod:`airflow_wavespeed.exceptions`
-(:func:`~airflow_wavespeed.exceptions.may_retry`) and hand every answer to
-:func:`~airflow_wavespeed.prediction.parse_envelope`, so a fault means the same on either side.
+loop shares (:class:`AsyncTransport`). Every answer is untrusted input, so on either side:
+
+- one try has a total deadline (:class:`Deadline` on the sync side, aiohttp's ``total`` on the async
+  side) besides its connect and read timeouts: a server that trickles its answer cannot hold a worker;
+- an answer is read up to a size cap, decompressed a chunk at a time, and one over the cap is an error
+  that is never retried;
+- redirects are not followed (the API never redirects; a hostile one could point anywhere);
+- the API key is scrubbed from the answer before any message, error or event is built from it;
+- faults are retried by the one table in :mod:`airflow_wavespeed.exceptions` (:func:`may_retry`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import logging
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import requests
 import tenacity
+import urllib3.connection
+import urllib3.connectionpool
 
 from airflow_wavespeed import __version__
 from airflow_wavespeed.exceptions import (
     WaveSpeedAPIError,
     WaveSpeedError,
+    WaveSpeedResponseTooLargeError,
     WaveSpeedTransportError,
     may_retry,
 )
@@ -37,6 +51,12 @@ if TYPE_CHECKING:
     import aiohttp
 
 USER_AGENT = f"airflow-provider-wavespeed/{__version__}"
+#: How much of an answer is read at a time (and so the most decompressed ahead of the size check).
+CHUNK_BYTES = 64 * 1024
+#: Keys shorter than this are not scrubbed from answers (as Airflow's masker: too short to be a secret,
+#: and replacing them would mangle ordinary words).
+MIN_SCRUBBED_KEY = 5
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -61,6 +81,16 @@ class Credentials:
         headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT}
         object.__setattr__(self, "headers", headers)  # built once, not per request
 
+    def scrub(self, text: str) -> str:
+        """``text`` with the key (as written, JSON-escaped or URL-encoded) replaced by ``***``."""
+        key = self.api_key
+        if len(key) < MIN_SCRUBBED_KEY:
+            return text
+        for form in {key, key.encode("unicode_escape").decode("ascii"), quote(key, safe="")}:
+            if form in text:
+                text = text.replace(form, "***")
+        return text
+
 
 def retry_rule(
     limits: RequestLimits,
@@ -68,13 +98,18 @@ def retry_rule(
     billable: bool = False,
     attempts: int | None = None,
     spent: float = 0.0,
+    until: float | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: one rule, two loops.
 
     :param billable: the request creates billable work (a submit): see :func:`may_retry`.
     :param spent: seconds the request already took before this loop began (the async fast path).
+    :param until: a ``time.monotonic()`` deadline no retry may start after (a wait's own deadline).
     """
     tries = attempts or limits.max_attempts
+    budget = limits.retry_max_seconds - spent
+    if until is not None:
+        budget = min(budget, until - time.monotonic())
     backoff = tenacity.wait_exponential_jitter(initial=limits.retry_min_wait, max=limits.retry_max_wait)
 
     def wait(retry_state: tenacity.RetryCallState) -> float:
@@ -92,15 +127,174 @@ def retry_rule(
 
     return {
         "retry": tenacity.retry_if_exception(lambda error: may_retry(error, billable=billable)),
-        "stop": tenacity.stop_after_attempt(tries) | tenacity.stop_before_delay(limits.retry_max_seconds - spent),
+        "stop": tenacity.stop_after_attempt(tries) | tenacity.stop_before_delay(budget),
         "wait": wait,
         "before_sleep": log_retry,
         "reraise": True,
     }
 
 
+# ---------------------------------------------------------------- the sync side's total deadline
+
+_CURRENT_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("wavespeed_deadline", default=None)
+
+
+class Deadline:
+    """A total time limit on one synchronous request, wherever it blocks.
+
+    ``requests`` has connect and read timeouts but no total: a server that sends a byte a second never
+    trips a read timeout. While a deadline is entered, every connection the request uses (the
+    connection classes of :class:`GuardedAdapter` report in) is shut down when the time is up, which
+    wakes the blocked read at once; the caller then sees :attr:`expired`.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = max(seconds, 0.0)
+        self.expired = False
+        self._connections: list[urllib3.connection.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer.daemon = True
+        self._token: contextvars.Token[Deadline | None] | None = None
+
+    def __enter__(self) -> Deadline:
+        self._token = _CURRENT_DEADLINE.set(self)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._connections.clear()
+        if self._token is not None:
+            _CURRENT_DEADLINE.reset(self._token)
+
+    def watch(self, connection: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            self._connections.append(connection)
+            expired = self.expired
+        if expired:
+            _shut(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut(connection)
+
+
+def _shut(connection: urllib3.connection.HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        try:
+            # The plain socket's shutdown, also for TLS: it wakes a read blocked in another thread.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+#: Checks the address a new connection reached: ``(scheme, host, port, peer address)``; raises to refuse.
+PeerCheck = Callable[[str, str, int, str], None]
+
+
+def _connection_classes(peer_check: PeerCheck | None) -> dict[str, type[urllib3.connectionpool.HTTPConnectionPool]]:
+    """urllib3 pool classes whose connections report to the current :class:`Deadline` and, when given,
+    have the address they connected to checked (no DNS trick can swap the address between check and use)."""
+
+    def new_conn(connection: Any, scheme: str, make: Callable[[], socket.socket]) -> socket.socket:
+        sock = make()
+        if peer_check is not None and getattr(connection, "proxy", None) is None:
+            try:
+                peer_check(scheme, connection.host, connection.port, sock.getpeername()[0])
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
+    def request(connection: Any, send: Callable[[], None]) -> None:
+        deadline = _CURRENT_DEADLINE.get()
+        if deadline is not None:
+            deadline.watch(connection)
+        send()
+
+    class Connection(urllib3.connection.HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return new_conn(self, "http", super()._new_conn)
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            request(self, lambda: super(Connection, self).request(*args, **kwargs))
+
+    class TLSConnection(urllib3.connection.HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return new_conn(self, "https", super()._new_conn)
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            request(self, lambda: super(TLSConnection, self).request(*args, **kwargs))
+
+    class Pool(urllib3.connectionpool.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TLSPool(urllib3.connectionpool.HTTPSConnectionPool):
+        ConnectionCls = TLSConnection
+
+    return {"http": Pool, "https": TLSPool}
+
+
+class GuardedAdapter(requests.adapters.HTTPAdapter):
+    """An HTTPAdapter whose connections honour :class:`Deadline` and an optional :data:`PeerCheck`."""
+
+    def __init__(self, peer_check: PeerCheck | None = None, **kwargs: Any) -> None:
+        self._pools = _connection_classes(peer_check)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pools
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = self._pools
+        return manager
+
+
+def guarded_session(*, peer_check: PeerCheck | None = None, pool_maxsize: int = 16) -> requests.Session:
+    """A keep-alive session whose every connection honours :class:`Deadline` (and ``peer_check``)."""
+    session = requests.Session()
+    adapter = GuardedAdapter(peer_check, pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+@contextmanager
+def deadline_of(seconds: float, context: str) -> Iterator[Deadline]:
+    """Run one request under a :class:`Deadline`. A request it cut short raises a transport error; any
+    other failure of the connection is mapped by :func:`transport_error`."""
+    with Deadline(seconds) as deadline:
+        try:
+            yield deadline
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+            if deadline.expired:
+                raise WaveSpeedTransportError(
+                    f"{context}: no complete answer within {seconds:.1f} s", request_sent=True
+                ) from None
+            raise transport_error(error, context) from None
+
+
+def read_capped(response: requests.Response, max_bytes: int, context: str) -> bytes:
+    """The whole body (decompressed a chunk at a time), or :class:`WaveSpeedResponseTooLargeError`."""
+    _check_length(response.headers.get("Content-Length"), max_bytes, context)
+    body = bytearray()
+    for chunk in response.iter_content(CHUNK_BYTES):
+        body += chunk
+        if len(body) > max_bytes:
+            raise _too_large(context, max_bytes)
+    return bytes(body)
+
+
 class SyncTransport:
-    """A worker's requests: one keep-alive ``requests`` session, so polls reuse their connection."""
+    """A worker's requests: one keep-alive session, so polls reuse their connection."""
 
     def __init__(self, limits: RequestLimits, *, conn_id: str) -> None:
         self.limits = limits
@@ -108,11 +302,7 @@ class SyncTransport:
 
     @cached_property
     def session(self) -> requests.Session:
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
+        return guarded_session()
 
     def request(
         self,
@@ -124,8 +314,11 @@ class SyncTransport:
         parse: Parser[T],
         billable: bool = False,
         read_timeout: float | None = None,
+        total_timeout: float | None = None,
+        max_bytes: int | None = None,
         attempts: int | None = None,
-        json: Any = None,
+        until: float | None = None,
+        data: bytes | None = None,
         make_body: Callable[[], dict[str, Any]] | None = None,
     ) -> T:
         """Send one request with the retry rule; return ``parse(data, message)`` of the envelope.
@@ -133,27 +326,38 @@ class SyncTransport:
         ``parse`` runs inside the retry loop, so a body that is JSON but not a prediction is retried
         like any other malformed answer.
 
+        :param data: a JSON body, already encoded (encoding fails before anything is sent).
         :param make_body: returns fresh ``requests`` keyword arguments (``data``, ``headers``) for
             each try, for bodies that a send consumes (streamed uploads).
+        :param until: a ``time.monotonic()`` deadline for the whole call, retries included.
         """
         url = f"{credentials.base_url}{path}"
         timeout = (self.limits.connect_timeout, read_timeout or self.limits.read_timeout)
-        for attempt in tenacity.Retrying(**retry_rule(self.limits, billable=billable, attempts=attempts)):
+        cap = max_bytes or self.limits.max_response_bytes
+        rule = retry_rule(self.limits, billable=billable, attempts=attempts, until=until)
+        for attempt in tenacity.Retrying(**rule):
             with attempt:
-                body = make_body() if make_body is not None else {"json": json}
+                if make_body is not None:
+                    body = make_body()
+                else:
+                    body = {"data": data, "headers": {"Content-Type": "application/json"} if data is not None else {}}
                 headers = {**credentials.headers, **body.pop("headers", {})}
-                try:
-                    response = self.session.request(method, url, headers=headers, timeout=timeout, **body)
-                except requests.exceptions.RequestException as error:
-                    raise _transport_error(error, f"{context} at {credentials.base_url}") from None
-                log.debug("WaveSpeed %s %s -> HTTP %s", method, path, response.status_code)
+                seconds = total_timeout or self.limits.request_timeout
+                if until is not None:
+                    seconds = min(seconds, until - time.monotonic())
+                with (
+                    deadline_of(seconds, f"{context} at {credentials.base_url}"),
+                    self.session.request(
+                        method, url, headers=headers, timeout=timeout, allow_redirects=False, stream=True, **body
+                    ) as response,
+                ):
+                    content = read_capped(response, cap, context)
+                    status, retry_after = response.status_code, response.headers.get("Retry-After")
+                log.debug("WaveSpeed %s %s -> HTTP %s", method, path, status)
+                text = credentials.scrub(content.decode("utf-8", "replace"))
                 return parse(
                     *parse_envelope(
-                        response.status_code,
-                        response.content,
-                        context=context,
-                        conn_id=self.conn_id,
-                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                        status, text, context=context, conn_id=self.conn_id, retry_after=parse_retry_after(retry_after)
                     )
                 )
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
@@ -174,18 +378,25 @@ class AsyncTransport:
         import aiohttp
 
         return aiohttp.ClientTimeout(
-            total=None, sock_connect=self.limits.connect_timeout, sock_read=self.limits.read_timeout
+            total=self.limits.request_timeout,
+            # Waiting for a pooled connection counts here too: a poll never queues long behind others.
+            connect=self.limits.connect_timeout,
+            sock_connect=self.limits.connect_timeout,
+            sock_read=self.limits.read_timeout,
         )
 
-    async def get(self, path: str, credentials: Credentials, *, context: str, parse: Parser[T]) -> T:
+    async def get(
+        self, path: str, credentials: Credentials, *, context: str, parse: Parser[T], max_bytes: int | None = None
+    ) -> T:
         """
         GET with the retry rule. The first try runs bare; only a failure the rule may cure enters the
         tenacity loop: nearly every poll succeeds at once, and building the retry machinery per poll
         cost a triggerer more CPU than the poll itself (``bench/RESULTS.md``, wait cost).
         """
         started = time.monotonic()
+        cap = max_bytes or self.limits.max_response_bytes
         try:
-            return await self._send(path, credentials, context=context, parse=parse)
+            return await self._send(path, credentials, context=context, parse=parse, cap=cap)
         except WaveSpeedError as error:
             if self.limits.max_attempts == 1 or not may_retry(error, billable=False):
                 raise
@@ -197,24 +408,33 @@ class AsyncTransport:
                     # Replayed as the loop's try 1, so the rule computes its wait (or Retry-After) from it.
                     replayed, first_error = first_error, None
                     raise replayed
-                return await self._send(path, credentials, context=context, parse=parse)
+                return await self._send(path, credentials, context=context, parse=parse, cap=cap)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
-    async def _send(self, path: str, credentials: Credentials, *, context: str, parse: Parser[T]) -> T:
-        """One try: GET, read the body, return ``parse(data, message)`` of the envelope."""
+    async def _send(self, path: str, credentials: Credentials, *, context: str, parse: Parser[T], cap: int) -> T:
+        """One try: GET, read the body up to ``cap``, return ``parse(data, message)`` of the envelope."""
         import aiohttp
 
         try:
             async with LoopResources.current().session().get(
-                f"{credentials.base_url}{path}", headers=credentials.headers, timeout=self._client_timeout
+                f"{credentials.base_url}{path}",
+                headers=credentials.headers,
+                timeout=self._client_timeout,
+                allow_redirects=False,
             ) as response:
-                body = await response.read()
+                _check_length(response.headers.get("Content-Length"), cap, context)
+                body = bytearray()
+                while chunk := await response.content.read(cap + 1 - len(body)):
+                    body += chunk
+                    if len(body) > cap:
+                        raise _too_large(context, cap)
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise _async_transport_error(error, f"{context} at {credentials.base_url}") from None
+        text = credentials.scrub(body.decode("utf-8", "replace"))
         return parse(
-            *parse_envelope(status, body, context=context, conn_id=self.conn_id, retry_after=retry_after)
+            *parse_envelope(status, text, context=context, conn_id=self.conn_id, retry_after=retry_after)
         )
 
 
@@ -235,10 +455,21 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _transport_error(error: requests.exceptions.RequestException, context: str) -> WaveSpeedTransportError:
-    """Map a requests failure, telling apart 'never sent' (safe to resubmit) from 'maybe sent'."""
-    import urllib3.exceptions
+def _check_length(header: str | None, max_bytes: int, context: str) -> None:
+    if header and header.isdigit() and int(header) > max_bytes:
+        raise _too_large(context, max_bytes, announced=int(header))
 
+
+def _too_large(context: str, max_bytes: int, announced: int | None = None) -> WaveSpeedResponseTooLargeError:
+    size = f"{announced} bytes" if announced is not None else "more"
+    return WaveSpeedResponseTooLargeError(
+        f"{context}: the answer is {size}, over the cap of {max_bytes} bytes (hook_params max_response_bytes, "
+        "or max_base64_response_bytes for base64 outputs); it was not read further and is not retried"
+    )
+
+
+def transport_error(error: BaseException, context: str) -> WaveSpeedTransportError:
+    """Map a requests (or urllib3) failure, telling apart 'never sent' (safe to resubmit) from 'maybe sent'."""
     reason = error.args[0] if error.args else None
     reason = getattr(reason, "reason", reason)
     never_sent = isinstance(error, requests.exceptions.ConnectTimeout) or isinstance(

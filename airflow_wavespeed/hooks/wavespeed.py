@@ -12,9 +12,10 @@ import os
 import re
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
 from airflow_wavespeed.exceptions import (
     WaveSpeedAuthError,
@@ -27,10 +28,16 @@ from airflow_wavespeed.exceptions import (
 )
 from airflow_wavespeed.hooks.event_loop import LoopResources
 from airflow_wavespeed.hooks.limits import RequestLimits
+from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy
 from airflow_wavespeed.hooks.transport import AsyncTransport, Credentials, Parser, SyncTransport, T, envelope
 from airflow_wavespeed.prediction import Prediction, judge_poll
-from airflow_wavespeed.utils.media import check_uploadable, open_upload_source
-from airflow_wavespeed.utils.validation import validate_model, validate_prediction_id
+from airflow_wavespeed.utils.media import SNIFF_BYTES, UPLOADABLE_TYPES, open_upload_source, upload_name
+from airflow_wavespeed.utils.validation import (
+    check_json,
+    check_positive,
+    validate_model,
+    validate_prediction_id,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -113,6 +120,12 @@ class WaveSpeedHook(BaseHook):
                 "put the key in the connection's password field."
             )
         mask_secret(api_key)
+        if not api_key.isascii() or not api_key.isprintable() or any(c.isspace() for c in api_key):
+            # It could not be sent in a header (or would split one): refused before any request.
+            raise WaveSpeedConnectionConfigError(
+                f"Airflow connection {self.wavespeed_conn_id!r} has an API key with spaces, line breaks, "
+                "control or non-ASCII characters; WaveSpeed keys have none. Paste the key again."
+            )
         return Credentials(api_key, self._base_url_from(conn))
 
     def _base_url_from(self, conn: Connection) -> str:
@@ -140,19 +153,37 @@ class WaveSpeedHook(BaseHook):
     def get_conn(self) -> requests.Session:
         return self.session
 
+    def output_downloader(self, *, allow_private_hosts: bool = False) -> OutputDownloader:
+        """Fetches output files by the output-host rules (see :mod:`airflow_wavespeed.hooks.outputs`).
+
+        Output URLs are fetched from public hosts and from this connection's own base URL; the address
+        rule is lifted by ``allow_private_hosts`` or ``{"allow_private_output_hosts": true}`` in the
+        connection's extra. The key is not needed (and never sent) to download, so a task that only
+        copies outputs works without the connection too: then only public hosts are allowed.
+        """
+        try:
+            conn = self.get_connection(self.wavespeed_conn_id)
+        except AirflowNotFoundException:
+            base_url, opted_in = DEFAULT_BASE_URL, False
+        else:
+            base_url = self._base_url_from(conn)
+            opted_in = conn.extra_dejson.get("allow_private_output_hosts") in (True, "true", "True", "1", 1)
+        policy = OutputHostPolicy.for_base_url(base_url, allow_private=allow_private_hosts or opted_in)
+        return OutputDownloader(policy, self.limits)
+
     def _request(self, method: str, path: str, *, context: str, parse: Parser[T], **options: Any) -> T:
         return self._sync.request(method, path, self._credentials, context=context, parse=parse, **options)
 
-    async def _aget(self, path: str, *, context: str, parse: Parser[T]) -> T:
+    async def _aget(self, path: str, *, context: str, parse: Parser[T], max_bytes: int | None = None) -> T:
         """A GET from a trigger; a key the API refuses is read again once, in case it was rotated."""
         credentials = await self._acredentials()
         try:
-            return await self._async.get(path, credentials, context=context, parse=parse)
+            return await self._async.get(path, credentials, context=context, parse=parse, max_bytes=max_bytes)
         except WaveSpeedAuthError:
             fresh = await self._acredentials(refused=credentials)
             if fresh == credentials:
                 raise
-            return await self._async.get(path, fresh, context=context, parse=parse)
+            return await self._async.get(path, fresh, context=context, parse=parse, max_bytes=max_bytes)
 
     # ---------------------------------------------------------------- the API
 
@@ -179,8 +210,13 @@ class WaveSpeedHook(BaseHook):
         validate_model(model)
         if not isinstance(inputs, dict):
             raise WaveSpeedInputError(f"inputs must be a dict of model inputs, got {type(inputs).__name__}")
-        body = {**inputs, "enable_sync_mode": enable_sync_mode, "enable_base64_output": enable_base64_output}
+        # Everything that can fail without a byte sent fails here, as an input or connection error.
+        body = check_json(
+            {**inputs, "enable_sync_mode": enable_sync_mode, "enable_base64_output": enable_base64_output},
+            argument="inputs",
+        )
         self._credentials  # noqa: B018 - a connection that cannot be read fails here, before anything is sent
+        limits = self.limits
         try:
             prediction = self._request(
                 "POST",
@@ -188,8 +224,10 @@ class WaveSpeedHook(BaseHook):
                 context=f"submit to {model}",
                 parse=_prediction_parser("submit"),
                 billable=True,
-                read_timeout=self.limits.sync_read_timeout if enable_sync_mode else self.limits.read_timeout,
-                json=body,
+                read_timeout=limits.sync_read_timeout if enable_sync_mode else limits.read_timeout,
+                total_timeout=limits.request_timeout + (limits.sync_read_timeout if enable_sync_mode else 0.0),
+                max_bytes=limits.max_base64_response_bytes if enable_base64_output else None,
+                data=body,
             )
         except WaveSpeedError as error:
             if error.created_nothing:
@@ -200,41 +238,59 @@ class WaveSpeedHook(BaseHook):
         self.log.info("Submitted WaveSpeed prediction %s (%s), status %s", prediction.id, model, prediction.raw_status)
         return prediction
 
-    def get_prediction(self, prediction_id: str) -> Prediction:
-        """Fetch a prediction's current state (``GET /api/v3/predictions/{id}/result``)."""
+    def get_prediction(self, prediction_id: str, *, base64_outputs: bool = False, until: float | None = None) -> Prediction:
+        """Fetch a prediction's current state (``GET /api/v3/predictions/{id}/result``).
+
+        :param base64_outputs: the prediction was submitted with ``enable_base64_output``: its answer
+            may carry images, so it is read up to ``max_base64_response_bytes``.
+        :param until: a ``time.monotonic()`` deadline for the call, retries included.
+        """
         validate_prediction_id(prediction_id)
         return self._request(
             "GET",
             f"/api/v3/predictions/{prediction_id}/result",
             context=f"get prediction {prediction_id}",
             parse=_prediction_parser(f"get prediction {prediction_id}"),
+            max_bytes=self.limits.max_base64_response_bytes if base64_outputs else None,
+            until=until,
         )
 
-    async def aget_prediction(self, prediction_id: str) -> Prediction:
+    async def aget_prediction(self, prediction_id: str, *, base64_outputs: bool = False) -> Prediction:
         """:meth:`get_prediction` for the triggerer: aiohttp on a shared session, never blocking."""
         validate_prediction_id(prediction_id)
         return await self._aget(
             f"/api/v3/predictions/{prediction_id}/result",
             context=f"get prediction {prediction_id}",
             parse=_prediction_parser(f"get prediction {prediction_id}"),
+            max_bytes=self.limits.max_base64_response_bytes if base64_outputs else None,
         )
 
     def wait_for_prediction(
-        self, prediction_id: str, *, poll_interval: float = 2.0, timeout: float | None = 600.0
+        self,
+        prediction_id: str,
+        *,
+        poll_interval: float = 2.0,
+        timeout: float | None = 600.0,
+        base64_outputs: bool = False,
     ) -> Prediction:
         """
         Poll in this process until the prediction is terminal; for tasks that do not defer.
 
-        Each poll is judged by :func:`~airflow_wavespeed.prediction.judge_poll`, as in the trigger.
+        Each poll is judged by :func:`~airflow_wavespeed.prediction.judge_poll`, as in the trigger, and
+        no poll (nor its retries) runs past the deadline, however slowly the server answers.
 
         :raises WaveSpeedTimeoutError: the deadline passed first.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + check_positive(timeout, argument="timeout")
         while True:
             try:
-                answer: Prediction | WaveSpeedError = self.get_prediction(prediction_id)
+                answer: Prediction | WaveSpeedError = self.get_prediction(
+                    prediction_id, base64_outputs=base64_outputs, until=deadline
+                )
             except WaveSpeedError as error:
                 answer = error
+            if isinstance(answer, WaveSpeedError) and deadline is not None and time.monotonic() >= deadline:
+                answer = WaveSpeedTimeoutError(prediction_id, _wait_timed_out(prediction_id, timeout))
             verdict = judge_poll(prediction_id, answer)
             if verdict.warning:
                 self.log.warning("%s", verdict.warning)
@@ -243,11 +299,7 @@ class WaveSpeedHook(BaseHook):
             if verdict.finished and verdict.prediction is not None:
                 return verdict.prediction
             if deadline is not None and time.monotonic() + poll_interval > deadline:
-                raise WaveSpeedTimeoutError(
-                    prediction_id,
-                    f"WaveSpeed prediction {prediction_id} did not finish within {timeout} s; it may still "
-                    "finish on WaveSpeed: wait on it again with WaveSpeedPredictionSensor.",
-                )
+                raise WaveSpeedTimeoutError(prediction_id, _wait_timed_out(prediction_id, timeout))
             time.sleep(poll_interval)
 
     def upload_media(
@@ -267,25 +319,29 @@ class WaveSpeedHook(BaseHook):
         from requests_toolbelt import MultipartEncoder
 
         with open_upload_source(path_or_bytes, filename) as upload:
-            content_type = check_uploadable(upload.filename, argument="upload_media")
+            # The bytes decide what is sent (a name can lie), before anything is sent.
+            upload.rewind()
+            name = upload_name(upload.filename, upload.stream.read(SNIFF_BYTES), f"upload_media: {upload.filename!r}")
+            content_type = UPLOADABLE_TYPES[Path(name).suffix.lower()]
 
             def make_body() -> dict[str, Any]:
                 upload.rewind()
-                encoder = MultipartEncoder(fields={"file": (upload.filename, upload.stream, content_type)})
+                encoder = MultipartEncoder(fields={"file": (name, upload.stream, content_type)})
                 return {"data": encoder, "headers": {"Content-Type": encoder.content_type}}
 
             data, _ = self._request(
                 "POST",
                 "/api/v3/media/upload/binary",
-                context=f"upload {upload.filename}",
+                context=f"upload {name}",
                 parse=envelope,
                 read_timeout=self.limits.upload_read_timeout,
+                total_timeout=self.limits.transfer_timeout,
                 make_body=make_body,
             )
         url = data.get("download_url")
         if not isinstance(url, str) or not url:
             raise WaveSpeedMalformedResponseError(
-                f"upload {upload.filename}: no 'download_url' in the answer", http_status=200, body=str(data)
+                f"upload {name}: no 'download_url' in the answer", http_status=200, body=str(data)
             )
         return url
 
@@ -308,6 +364,13 @@ def _prediction_parser(context: str) -> Parser[Prediction]:
             raise WaveSpeedMalformedResponseError(f"{context}: {error}", http_status=200, body=str(data)) from None
 
     return parse
+
+
+def _wait_timed_out(prediction_id: str, timeout: float | None) -> str:
+    return (
+        f"WaveSpeed prediction {prediction_id} did not finish within {timeout} s; it may still finish on "
+        "WaveSpeed: wait on it again with WaveSpeedPredictionSensor."
+    )
 
 
 def _submit_uncertain(model: str, error: BaseException) -> WaveSpeedSubmitUncertainError:

@@ -13,6 +13,7 @@ from airflow_wavespeed.utils.validation import (
     check_choice,
     check_dict,
     check_images,
+    check_json,
     check_prompt,
     is_templated,
 )
@@ -89,6 +90,7 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         if rendered or not is_templated(self.aspect_ratio):
             check_choice(self.aspect_ratio, ASPECT_RATIOS, argument="aspect_ratio", allow_none=True)
         if rendered or not is_templated(self.extra_inputs):
+            check_json(self.extra_inputs, argument="extra_inputs")
             clashes = sorted(set(check_dict(self.extra_inputs, argument="extra_inputs")) & set(_NAMED_INPUTS))
             if clashes:
                 raise WaveSpeedInputError(

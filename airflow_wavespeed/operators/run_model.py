@@ -26,6 +26,7 @@ from airflow_wavespeed.utils.validation import (
     check_bool,
     check_choice,
     check_dict,
+    check_json,
     check_name_template,
     check_output_uri,
     check_positive,
@@ -67,6 +68,8 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
     :param key_template: file name / object key under ``output_uri``; see ``store_outputs``.
     :param max_output_bytes: refuse to copy an output larger than this.
     :param aws_conn_id: Amazon connection for ``s3://`` inputs and outputs.
+    :param allow_private_output_hosts: fetch outputs from private addresses too (a private deployment);
+        by default outputs come only from public hosts and the connection's own base URL.
     :param wavespeed_conn_id: the WaveSpeed connection.
     :param hook_params: keyword arguments for :class:`WaveSpeedHook` (timeouts, retry bounds), used by
         the task and by its trigger alike.
@@ -93,6 +96,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         key_template: str | None = None,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         aws_conn_id: str | None = "aws_default",
+        allow_private_output_hosts: bool = False,
         wavespeed_conn_id: str = "wavespeed_default",
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -112,7 +116,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.key_template = key_template
         self.max_output_bytes = max_output_bytes
         self.aws_conn_id = aws_conn_id
-        self._set_hook_arguments(wavespeed_conn_id, hook_params)
+        self._set_hook_arguments(wavespeed_conn_id, hook_params, allow_private_output_hosts)
         self._check_run_arguments(rendered=False)
 
     @classmethod
@@ -150,7 +154,10 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             if self.deferrable:
                 self._defer(context, prediction, timings.stop())
             prediction = self.hook.wait_for_prediction(
-                prediction.id, poll_interval=self.poll_interval, timeout=self.timeout_seconds
+                prediction.id,
+                poll_interval=self.poll_interval,
+                timeout=self.timeout_seconds,
+                base64_outputs=self.enable_base64_output,
             )
         return self._complete(context, prediction, timings)
 
@@ -179,33 +186,14 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             # The trigger leaves base64 outputs out of its event: fetch them here, on the worker, to store.
             if not self.output_uri:
                 raise inline_outputs_error(prediction.id)
-            prediction = self.hook.get_prediction(prediction.id)
+            prediction = self.hook.get_prediction(prediction.id, base64_outputs=True)
         return self._complete(context, prediction, timings)
 
     def _submit_or_resume(self, context: Context) -> Prediction:
         """Submit, unless an earlier try of this task instance already did (Airflow ≥ 3.3)."""
         ledger = self._ledger(context)
-        prediction = None
         previous = ledger.recorded()
-        if previous:
-            try:
-                prediction = self.hook.get_prediction(previous)
-            except WaveSpeedNotFoundError:
-                self.log.warning("Prediction %s from an earlier try no longer exists", previous)
-            if prediction is not None and prediction.status.is_terminal() and not prediction.status.is_success():
-                self.log.warning(
-                    "Prediction %s from an earlier try %s (%s); submitting a new one",
-                    previous,
-                    prediction.raw_status,
-                    prediction.error,
-                )
-                prediction = None
-            elif prediction is not None:
-                self.log.info(
-                    "Resuming prediction %s (%s) submitted by an earlier try: not submitting again",
-                    prediction.id,
-                    prediction.raw_status,
-                )
+        prediction = self._resume(previous, ledger) if previous else None
         if prediction is None:
             prediction = self.hook.submit(
                 self.model,
@@ -216,6 +204,31 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             ledger.record(prediction.id)
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
         WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, prediction.id))
+        return prediction
+
+    def _resume(self, prediction_id: str, ledger: PredictionLedger) -> Prediction | None:
+        """The prediction an earlier try submitted; None only when WaveSpeed reported it failed.
+
+        Anything else keeps this task from submitting again: a 404 is not proof that nothing was
+        billed, so it fails the task without retries, naming the id (see WaveSpeedResumeError).
+        """
+        try:
+            prediction = self.hook.get_prediction(prediction_id, base64_outputs=self.enable_base64_output)
+        except WaveSpeedNotFoundError as error:
+            raise ledger.lost(prediction_id, error) from error
+        if prediction.status.is_terminal() and not prediction.status.is_success():
+            self.log.warning(
+                "Prediction %s from an earlier try %s (%s); submitting a new one",
+                prediction_id,
+                prediction.raw_status,
+                prediction.error,
+            )
+            return None
+        self.log.info(
+            "Resuming prediction %s (%s) submitted by an earlier try: not submitting again",
+            prediction.id,
+            prediction.raw_status,
+        )
         return prediction
 
     def _defer(self, context: Context, prediction: Prediction, timings: TaskTimings) -> None:
@@ -263,6 +276,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         stored = store_outputs(
             outputs,
             str(self.output_uri),
+            download=self.download(),
             names=output_names(context, prediction_id),
             name_template=self.key_template,
             max_output_bytes=self.max_output_bytes,
@@ -304,7 +318,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         if ready(self.model):
             validate_model(self.model)
         if ready(self.inputs):
-            check_dict(self.inputs, argument="inputs")
+            check_json(check_dict(self.inputs, argument="inputs"), argument="inputs")
         check_bool(self.enable_sync_mode, argument="enable_sync_mode")
         check_bool(self.enable_base64_output, argument="enable_base64_output")
         check_bool(self.wait_for_completion, argument="wait_for_completion")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
+from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class WaveSpeedToS3Operator(BaseOperator):
+class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
     """
     Stream WaveSpeed outputs (URLs, or base64 strings) into S3 and return their ``s3://`` URIs.
 
@@ -54,6 +55,11 @@ class WaveSpeedToS3Operator(BaseOperator):
     :param replace: overwrite existing objects; when False an existing key fails the task.
     :param max_output_bytes: stop (keeping nothing of it) any output larger than this.
     :param prediction_id: the id to name keys by, when it cannot be found upstream. Templated.
+    :param allow_private_output_hosts: fetch outputs from private addresses too (a private deployment);
+        by default outputs come only from public hosts and the WaveSpeed connection's own base URL.
+    :param wavespeed_conn_id: the WaveSpeed connection whose base URL (and extra) the output-host rules read.
+    :param hook_params: the hook's timeouts (``connect_timeout``, ``read_timeout``, ``transfer_timeout``)
+        for the downloads.
     """
 
     template_fields: Sequence[str] = ("outputs", "dest_s3_prefix", "key_template", "prediction_id")
@@ -70,9 +76,13 @@ class WaveSpeedToS3Operator(BaseOperator):
         replace: bool = True,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         prediction_id: str | None = None,
+        allow_private_output_hosts: bool = False,
+        wavespeed_conn_id: str = "wavespeed_default",
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**with_default_outlet(kwargs, dest_s3_prefix))
+        self._set_hook_arguments(wavespeed_conn_id, hook_params, allow_private_output_hosts)
         self.outputs = outputs
         self.dest_s3_prefix = dest_s3_prefix
         self.aws_conn_id = aws_conn_id
@@ -101,6 +111,7 @@ class WaveSpeedToS3Operator(BaseOperator):
         stored = store_outputs(
             outputs,
             self.dest_s3_prefix,
+            download=self.download(),
             names=output_names(context, prediction_id),
             name_template=self.key_template,
             replace=self.replace,

@@ -9,8 +9,10 @@ here and read back here (:meth:`PredictionEvent.from_payload`), so its vocabular
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +32,22 @@ if TYPE_CHECKING:
 
 #: Airflow's own deadline on a deferred task comes this long after the trigger's: the trigger reports first.
 BACKSTOP_SECONDS = 120.0
+
+if sys.version_info >= (3, 11):
+    _time_limit = asyncio.timeout  # one timer handle per poll, no extra task
+else:  # pragma: no cover - Python 3.10
+
+    @contextlib.asynccontextmanager
+    async def _time_limit(seconds: float) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise TimeoutError from None
+        finally:
+            handle.cancel()
 
 #: Set once the modules the wait needs are fully imported (``sys.modules`` lists a module while it
 #: is still being imported, so it cannot tell).
@@ -188,9 +206,11 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
     async def _wait(self, hook: WaveSpeedHook) -> PredictionEvent:
         while True:
             try:
-                answer: Prediction | WaveSpeedError = await hook.aget_prediction(self.prediction_id)
+                answer: Prediction | WaveSpeedError = await self._poll(hook)
             except WaveSpeedError as error:
                 answer = error
+            except TimeoutError:
+                return self._timed_out()
             verdict = judge_poll(self.prediction_id, answer)
             if verdict.warning:
                 self.log.warning("%s", verdict.warning)
@@ -201,12 +221,28 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
                 status = EventStatus.SUCCESS if prediction.status.is_success() else EventStatus.FAILED
                 return self._event(status, prediction.error or prediction.raw_status, prediction)
             if self.end_time is not None and time.time() + self.poll_interval > self.end_time:
-                return self._event(
-                    EventStatus.TIMEOUT,
-                    f"WaveSpeed prediction {self.prediction_id} did not finish before the task's timeout; "
-                    "it may still finish on WaveSpeed.",
-                )
+                return self._timed_out()
             await asyncio.sleep(self.poll_interval)
+
+    async def _poll(self, hook: WaveSpeedHook) -> Prediction:
+        """One poll, retries included, cut off at the deadline however the server answers (or does not)."""
+        # Base64 outputs ride in the answer of a prediction that asked for them: read it under the larger cap.
+        polling = hook.aget_prediction(self.prediction_id, base64_outputs=not self.include_outputs)
+        if self.end_time is None:
+            return await polling
+        remaining = self.end_time - time.time()
+        if remaining <= 0:
+            polling.close()
+            raise TimeoutError
+        async with _time_limit(remaining):
+            return await polling
+
+    def _timed_out(self) -> PredictionEvent:
+        return self._event(
+            EventStatus.TIMEOUT,
+            f"WaveSpeed prediction {self.prediction_id} did not finish before the task's timeout; it may still "
+            "finish on WaveSpeed.",
+        )
 
     def _event(self, status: EventStatus, message: str, prediction: Prediction | None = None) -> PredictionEvent:
         with_outputs = prediction is not None and self.include_outputs and not prediction.has_inline_outputs

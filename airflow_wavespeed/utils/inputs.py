@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
-from airflow_wavespeed.utils.media import SNIFF_BYTES, SPOOL_BYTES, UPLOADABLE_TYPES, upload_name
+from airflow_wavespeed.utils.media import SNIFF_BYTES, SPOOL_BYTES, upload_name
 from airflow_wavespeed.utils.validation import image_kind, parse_s3_uri
 
 #: Longest a SigV4 presigned URL may live.
@@ -51,8 +51,8 @@ def resolve_images(
         )
     for n, (bucket, key) in s3_inputs.items():
         size = _check_s3_object(s3, bucket, key, f"images[{n}]")
-        if input_mode == "upload":
-            upload_names[n] = _s3_upload_name(s3, bucket, key, size, f"images[{n}]")
+        # Presigned or uploaded, WaveSpeed gets these bytes: an object that is not an image is refused here.
+        upload_names[n] = _s3_upload_name(s3, bucket, key, size, f"images[{n}]")
 
     resolved = []
     for n, image in enumerate(images):
@@ -103,9 +103,7 @@ def _s3_upload_name(s3: Any, bucket: str, key: str, size: int, argument: str) ->
     described = f"{argument}: s3://{bucket}/{key}"
     if size == 0:
         raise WaveSpeedInputError(f"{described} is empty")
-    head = b""
-    if Path(key).suffix.lower() not in UPLOADABLE_TYPES:
-        head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{min(size, SNIFF_BYTES) - 1}")["Body"].read()
+    head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{min(size, SNIFF_BYTES) - 1}")["Body"].read()
     return upload_name(Path(key).name, head, described)
 
 

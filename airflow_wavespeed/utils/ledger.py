@@ -13,8 +13,16 @@ import json
 import logging
 from typing import Any, Protocol
 
+from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedResumeError
+
 #: The task state store key holding ``{"id": <prediction id>, "submission": <digest>}``.
 STATE_STORE_KEY = "wavespeed_prediction_id"
+#: How a user starts a task over on purpose, named in every error that refuses to submit again.
+START_OVER = (
+    f"To start over deliberately, delete the task state store key {STATE_STORE_KEY!r} of this task "
+    "instance (Airflow UI: the task instance's State Store; REST: DELETE /api/v2/dags/{dag_id}/dagRuns/"
+    f"{{run_id}}/taskInstances/{{task_id}}/state-store/{STATE_STORE_KEY}) and clear the task."
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +59,20 @@ class PredictionLedger:
         self.submission = submission
 
     def recorded(self) -> str | None:
-        """The prediction id an earlier try submitted with the same inputs, if any."""
+        """The prediction id an earlier try submitted with the same inputs, if any.
+
+        A store that cannot be read fails the try before anything is submitted: an earlier try may
+        have billed a prediction this one cannot see. The next try reads again.
+        """
         if self.store is None:
             return None
         try:
             value = self.store.get(STATE_STORE_KEY)
-        except Exception as error:  # a store that cannot answer must not stop the task
-            log.warning("task_state_store unavailable, a retry would submit again: %s", error)
-            return None
+        except Exception as error:
+            raise WaveSpeedError(
+                f"Cannot read the task state store ({error}), so it is unknown whether an earlier try of "
+                "this task already submitted a prediction; nothing was submitted. A retry reads it again."
+            ) from error
         if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"]:
             return None
         if value.get("submission") != self.submission:
@@ -70,12 +84,30 @@ class PredictionLedger:
         return str(value["id"])
 
     def record(self, prediction_id: str) -> None:
+        """Keep the id for later tries. If that fails, the task fails without retries (naming the id):
+        a retry that cannot see the id would submit, and bill, a second prediction."""
         if self.store is None:
             return
         try:
             self.store.set(STATE_STORE_KEY, {"id": prediction_id, "submission": self.submission})
         except Exception as error:
-            log.warning("Could not record prediction %s for retries: %s", prediction_id, error)
+            raise WaveSpeedResumeError(
+                prediction_id,
+                f"Prediction {prediction_id} was submitted, but recording it in the task state store failed "
+                f"({error}), so a retry could not resume it and would submit again. The task fails without "
+                f"retries; wait for the prediction with WaveSpeedPredictionSensor(prediction_id="
+                f"{prediction_id!r}), or clear the task to submit a new one.",
+            ) from error
+
+    @staticmethod
+    def lost(prediction_id: str, error: BaseException) -> WaveSpeedResumeError:
+        """The error for a recorded prediction WaveSpeed says it does not know (a 404)."""
+        return WaveSpeedResumeError(
+            prediction_id,
+            f"Prediction {prediction_id}, submitted by an earlier try of this task, is not found on WaveSpeed "
+            f"({error}). A 404 is not proof that nothing was billed, so this task does not submit again and "
+            f"fails without retries. {START_OVER}",
+        )
 
     def forget(self) -> None:
         """After success: a later, deliberate re-run of the task submits afresh."""

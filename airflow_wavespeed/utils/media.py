@@ -32,17 +32,6 @@ SNIFF_BYTES = 16
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-def check_uploadable(filename: str, *, argument: str) -> str:
-    """Return ``filename``'s content type, or raise naming ``argument`` when the upload endpoint refuses it."""
-    content_type = UPLOADABLE_TYPES.get(Path(filename).suffix.lower())
-    if content_type is None:
-        raise WaveSpeedInputError(
-            f"{argument}: {filename!r} is not an image type WaveSpeed accepts; allowed extensions: "
-            f"{', '.join(sorted(UPLOADABLE_TYPES))}"
-        )
-    return content_type
-
-
 def sniff_image_extension(head: bytes) -> str | None:
     """The file extension for an image's first bytes, for bytes that come without a name."""
     signatures = {
@@ -60,17 +49,18 @@ def sniff_image_extension(head: bytes) -> str | None:
 
 
 def upload_name(filename: str, head: bytes, described: str) -> str:
-    """The name to upload an image as: its own when the extension is one WaveSpeed takes, else one from
-    its first bytes (keys and files often carry no extension). Raises naming ``described`` otherwise.
+    """The name to send an image as, judged by its first bytes (a name can lie: a text file named
+    ``.png`` is refused before anything is sent). Its own name when the extension agrees with the
+    bytes, else one with the extension the bytes call for. Raises naming ``described`` otherwise.
     """
-    if Path(filename).suffix.lower() in UPLOADABLE_TYPES:
-        return filename
     extension = sniff_image_extension(head)
     if extension is None:
         raise WaveSpeedInputError(
-            f"{described} is not an image type WaveSpeed accepts (by its name or its first bytes); allowed "
-            f"extensions: {', '.join(sorted(UPLOADABLE_TYPES))}"
+            f"{described} is not an image WaveSpeed accepts, judged by its first bytes (whatever its name); "
+            f"allowed: {', '.join(sorted({t.split('/')[1].upper() for t in UPLOADABLE_TYPES.values()}))}"
         )
+    if UPLOADABLE_TYPES.get(Path(filename).suffix.lower()) == UPLOADABLE_TYPES[extension]:
+        return filename
     return f"{Path(filename).stem or 'input'}{extension}"
 
 

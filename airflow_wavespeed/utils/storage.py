@@ -4,6 +4,11 @@ WaveSpeed deletes outputs after 7 days. Both the edit operator's ``output_uri`` 
 ``WaveSpeedToS3Operator`` store through :func:`store_outputs`, so naming, size caps and streaming are
 decided here once. Outputs are streamed in chunks (never held whole in memory), and base64 outputs are
 decoded straight to storage so XCom only ever carries the resulting paths or URIs.
+
+Only images are stored: the type is decided from the bytes (PNG, JPEG, WebP, GIF, BMP, TIFF), and the
+file's extension and Content-Type from the type, never from the URL or the server's headers. Downloads
+go through the ``download`` callable the caller passes (the hook's output downloader, which applies
+the output-host rules); this module makes no HTTP request of its own.
 """
 
 from __future__ import annotations
@@ -11,28 +16,30 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import mimetypes
+import logging
 import os
 import re
 import shutil
-import string
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 from airflow_wavespeed.exceptions import (
     OutputExistsError,
     OutputTooLargeError,
-    WaveSpeedError,
     WaveSpeedInputError,
+    WaveSpeedOutputRefusedError,
 )
 from airflow_wavespeed.prediction import is_output_url
-from airflow_wavespeed.utils.media import UPLOADABLE_TYPES, sniff_image_extension
-from airflow_wavespeed.utils.validation import DEFAULT_MAX_OUTPUT_BYTES, check_name_template, parse_s3_uri
+from airflow_wavespeed.utils.media import SNIFF_BYTES, UPLOADABLE_TYPES, sniff_image_extension
+from airflow_wavespeed.utils.validation import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    check_name_template,
+    parse_s3_uri,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,6 +50,10 @@ CHUNK_BYTES = 1024 * 1024
 #: S3 multipart: 8 MiB parts, one at a time, keeps a copy's memory small whatever the file's size.
 S3_PART_BYTES = 8 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:+=@-]")
+#: Opens one output URL: yields its body as a stream and the announced length (the hook's downloader).
+Download = Callable[[str], AbstractContextManager[tuple[IO[bytes], "int | None"]]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,43 +90,39 @@ def describe(output: str) -> str:
 
 
 @contextmanager
-def open_output(output: str, *, max_output_bytes: int, read_timeout: float = 120.0) -> Iterator[_Opened]:
-    """Open one output as a stream: an http(s) URL is downloaded, anything else is decoded as base64.
-
-    Only http(s) sources are fetched. The download carries no credentials: outputs live on a CDN.
-    """
+def open_output(output: str, *, download: Download, max_output_bytes: int, prediction_id: str) -> Iterator[_Opened]:
+    """Open one output as a stream of image bytes: an http(s) URL is downloaded, anything else is
+    decoded as base64. Content that is not an image is refused, naming the prediction and the output."""
     if is_output_url(output):
-        import requests
-
-        with requests.get(output, stream=True, timeout=(10, read_timeout)) as response:
-            if response.status_code >= 400:
-                raise WaveSpeedError(f"downloading output {output} failed: HTTP {response.status_code}")
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_output_bytes:
+        with download(output) as (raw, length):
+            if length is not None and length > max_output_bytes:
                 raise OutputTooLargeError(
                     f"output {output} is {length} bytes, over max_output_bytes={max_output_bytes}"
                 )
-            response.raw.decode_content = True
-            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            capped = io.BufferedReader(_CappedReader(response.raw, max_output_bytes, output), CHUNK_BYTES)
-            # The bytes decide for images (CDNs often answer application/octet-stream); then the URL.
-            sniffed = _sniff(capped.peek(16)[:16])
-            ext = sniffed or _extension(urlparse(output).path, content_type)
-            if sniffed or content_type in ("", "application/octet-stream", "binary/octet-stream"):
-                content_type = _content_type(ext)
-            yield _Opened(capped, content_type, ext)
+            capped = io.BufferedReader(_CappedReader(raw, max_output_bytes, output), CHUNK_BYTES)
+            yield _image(capped, capped.peek(SNIFF_BYTES)[:SNIFF_BYTES], output, prediction_id)
         return
     if "://" in output[:16]:
         raise WaveSpeedInputError(f"only http(s) outputs can be copied, got {output[:80]!r}")
     data = _decode_base64(output, max_output_bytes)
-    ext = _sniff(data[:16]) or "bin"
-    yield _Opened(io.BytesIO(data), _content_type(ext), ext)
+    yield _image(io.BytesIO(data), data[:SNIFF_BYTES], output, prediction_id)
+
+
+def _image(stream: IO[bytes], head: bytes, output: str, prediction_id: str) -> _Opened:
+    extension = sniff_image_extension(head)
+    if extension is None:
+        raise WaveSpeedOutputRefusedError(
+            f"output {describe(output)} of prediction {prediction_id} is not an image (PNG, JPEG, WebP, GIF, "
+            "BMP or TIFF, judged by its bytes); nothing of it was stored"
+        )
+    return _Opened(stream, UPLOADABLE_TYPES[extension], extension.lstrip("."))
 
 
 def store_outputs(
     outputs: list[str],
     destination: str,
     *,
+    download: Download,
     names: Mapping[str, Any],
     name_template: str | None = None,
     replace: bool = True,
@@ -126,6 +133,7 @@ def store_outputs(
     Copy every output to ``destination`` and return where each went (paths or ``s3://`` URIs).
 
     :param destination: a local directory (plain or ``file://``) or ``s3://bucket/prefix``.
+    :param download: opens an output URL (the hook's ``output_downloader().open``).
     :param names: values for the name template: dag_id, run_id, task_id, map_index, prediction_id.
     :param name_template: ``str.format`` template of the file name / object key under the destination;
         fields dag_id, run_id, task_id, map_index, prediction_id, n, ext.
@@ -136,16 +144,16 @@ def store_outputs(
     is_s3 = destination.startswith("s3://")
     template = name_template or (DEFAULT_S3_KEY_TEMPLATE if is_s3 else DEFAULT_FILE_TEMPLATE)
     check_name_template(template)
-    if len(outputs) > 1 and "n" not in _fields(template):
-        raise WaveSpeedInputError(
-            f"key_template {template!r} has no {{n}}: the {len(outputs)} outputs of one prediction would "
-            "overwrite each other"
-        )
+    _check_distinct_names(template, names, len(outputs))
+    prediction_id = str(names.get("prediction_id", ""))
     stored: list[str] = []
     created: list[str] = []
     try:
         for n, output in enumerate(outputs):
-            with open_output(output, max_output_bytes=max_output_bytes) as opened:
+            opening = open_output(
+                output, download=download, max_output_bytes=max_output_bytes, prediction_id=prediction_id
+            )
+            with opening as opened:
                 name = render_name(template, {**names, "n": n, "ext": opened.ext})
                 if is_s3:
                     location, new = _put_s3(opened, destination, name, replace=replace, aws_conn_id=aws_conn_id)
@@ -162,14 +170,20 @@ def store_outputs(
     return stored
 
 
-def _fields(template: str) -> set[str]:
-    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+def _check_distinct_names(template: str, names: Mapping[str, Any], count: int) -> None:
+    """Refuse, before any download, a template that gives two outputs of one prediction the same name."""
+    if count < 2:
+        return
+    rendered = [render_name(template, {**names, "n": n, "ext": "png"}) for n in range(count)]
+    if len(set(rendered)) < count:
+        raise WaveSpeedInputError(
+            f"key_template {template!r} gives the {count} outputs of one prediction the same name "
+            f"({rendered[0]!r}): they would overwrite each other; use {{n}} in it"
+        )
 
 
 def _remove(created: list[str], *, aws_conn_id: str | None) -> None:
     """Best-effort removal of what one failed call created; the original error is what the user sees."""
-    import logging
-
     for location in created:
         try:
             if location.startswith("s3://"):
@@ -180,12 +194,18 @@ def _remove(created: list[str], *, aws_conn_id: str | None) -> None:
             else:
                 Path(location).unlink(missing_ok=True)
         except Exception as error:
-            logging.getLogger(__name__).warning("Could not remove %s after a failed copy: %s", location, error)
+            log.warning("Could not remove %s after a failed copy: %s", location, error)
 
 
 def render_name(template: str, values: Mapping[str, Any]) -> str:
-    """Fill the template with values that cannot climb out of the destination ('/' and '..' removed)."""
-    safe = {key: _UNSAFE.sub("_", str(value)).replace("..", "_") for key, value in values.items()}
+    """Fill the template with values that cannot climb out of the destination ('/' and '..' removed).
+
+    ``n`` and ``map_index`` stay ints, so a format spec such as ``{n:03d}`` works.
+    """
+    safe = {
+        key: value if key in ("n", "map_index") and isinstance(value, int) else _UNSAFE.sub("_", str(value)).replace("..", "_")
+        for key, value in values.items()
+    }
     name = template.format(**safe)
     parts = [part for part in name.split("/") if part not in ("", ".", "..")]
     if not parts:
@@ -253,23 +273,6 @@ def _decode_base64(output: str, max_output_bytes: int) -> bytes:
         raise WaveSpeedInputError(
             f"output {describe(output)} is neither an http(s) URL nor valid base64"
         ) from None
-
-
-def _extension(path: str, content_type: str) -> str:
-    suffix = Path(unquote(path)).suffix.lower().lstrip(".")
-    if re.fullmatch(r"[a-z0-9]{1,5}", suffix):
-        return "jpg" if suffix == "jpeg" else suffix
-    guessed = mimetypes.guess_extension(content_type) if content_type else None
-    return (guessed or ".bin").lstrip(".").replace("jpeg", "jpg")
-
-
-def _content_type(ext: str) -> str:
-    return UPLOADABLE_TYPES.get(f".{ext}") or mimetypes.types_map.get(f".{ext}", "application/octet-stream")
-
-
-def _sniff(head: bytes) -> str | None:
-    ext = sniff_image_extension(head)
-    return ext.lstrip(".") if ext else None
 
 
 def output_names(context: Context, prediction_id: str) -> dict[str, Any]:

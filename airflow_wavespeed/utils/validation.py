@@ -7,6 +7,7 @@ too, so every module reads a location the same way.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ NSFW_POLICIES = ("allow", "fail", "drop")
 INPUT_MODES = ("presign", "upload")
 #: Fields a ``key_template`` may use.
 NAME_TEMPLATE_FIELDS = ("dag_id", "run_id", "task_id", "map_index", "prediction_id", "n", "ext")
+#: The longest any timeout or wait may be: WaveSpeed deletes predictions (and outputs) after 7 days.
+MAX_SECONDS = 7 * 24 * 3600.0
 #: The default ``max_output_bytes``: a copy stops at this size.
 DEFAULT_MAX_OUTPUT_BYTES = 200 * 1024 * 1024
 #: Real base64 images are far longer; a short string is more likely a prediction id passed by mistake.
@@ -34,7 +37,9 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _HTTP_URL = re.compile(r"^https?://[^/\s?#]+\S*$", re.IGNORECASE)
 _S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _BASE64_HEAD = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
-_PREDICTION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_PREDICTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: Control characters a prompt may hold: tab and line breaks. Any other is refused (and never billed).
+_PROMPT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
 
 
@@ -101,12 +106,20 @@ def check_bool(value: Any, *, argument: str) -> bool:
     return value
 
 
-def check_positive(value: Any, *, argument: str) -> float:
-    """A positive number of seconds (a ``timedelta`` too), returned as a float: the one conversion."""
+def check_positive(value: Any, *, argument: str, maximum: float = MAX_SECONDS) -> float:
+    """A positive number of seconds (a ``timedelta`` too), returned as a float: the one conversion.
+
+    Bounded by ``maximum`` (7 days unless said otherwise): WaveSpeed deletes a prediction after 7 days,
+    so no wait or timeout is longer, and an absurd value fails here instead of overflowing later.
+    """
     if hasattr(value, "total_seconds"):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise WaveSpeedInputError(f"{argument} must be a positive number of seconds, got {value!r}")
+    if value > maximum:
+        raise WaveSpeedInputError(
+            f"{argument} must be at most {maximum:.0f} seconds ({maximum / 86400:g} days), got {value!r}"
+        )
     return float(value)
 
 
@@ -114,6 +127,17 @@ def check_positive_int(value: Any, *, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise WaveSpeedInputError(f"{argument} must be a positive int, got {value!r}")
     return value
+
+
+def check_json(value: Any, *, argument: str) -> bytes:
+    """``value`` encoded as a JSON body: plain JSON values only, and no NaN or infinity (which JSON lacks)."""
+    try:
+        return json.dumps(value, allow_nan=False).encode()
+    except (TypeError, ValueError) as error:
+        raise WaveSpeedInputError(
+            f"{argument} must hold JSON values only (str, int, float, bool, None, lists, dicts; no NaN or "
+            f"infinity): {error}"
+        ) from None
 
 
 def check_dict(value: Any, *, argument: str) -> dict[str, Any]:
@@ -143,11 +167,17 @@ def validate_model(model: object) -> None:
         )
 
 
+def is_prediction_id(value: object) -> bool:
+    """An id as WaveSpeed gives them: up to 128 letters, digits, '-', '_' or '.', starting with a letter
+    or digit (so never '..', and it is a single path segment)."""
+    return isinstance(value, str) and _PREDICTION_ID.fullmatch(value) is not None
+
+
 def validate_prediction_id(prediction_id: object) -> None:
-    if not isinstance(prediction_id, str) or not _PREDICTION_ID.match(prediction_id):
+    if not is_prediction_id(prediction_id):
         raise WaveSpeedInputError(
-            f"prediction_id must be the id WaveSpeed returned (letters, digits, '-', '_', '.'), "
-            f"got {prediction_id!r}"
+            f"prediction_id must be the id WaveSpeed returned (up to 128 letters, digits, '-', '_', '.', "
+            f"starting with a letter or digit), got {prediction_id!r}"
         )
 
 
@@ -195,6 +225,19 @@ def check_prompt(prompt: Any, *, argument: str = "prompt") -> str:
         raise WaveSpeedInputError(
             f"{argument} is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed"
         )
+    control = _PROMPT_CONTROL.search(prompt)
+    if control:
+        raise WaveSpeedInputError(
+            f"{argument} holds the control character {control.group()!r} at position {control.start()}; only "
+            "tabs and line breaks are allowed"
+        )
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise WaveSpeedInputError(
+            f"{argument} is not valid text: {error.reason} at position {error.start} (a broken character, "
+            "such as a lone surrogate)"
+        ) from None
     return prompt
 
 
@@ -237,8 +280,9 @@ def check_name_template(template: Any, *, argument: str = "key_template") -> str
     if not isinstance(template, str) or not template.strip():
         raise WaveSpeedInputError(f"{argument} must be a non-empty str.format template")
     try:
-        template.format(**dict.fromkeys(NAME_TEMPLATE_FIELDS, "x"))
-    except (KeyError, IndexError, ValueError) as error:
+        # Typed as when storing: n and map_index are ints, so a spec that fails on them fails here.
+        template.format(**{**dict.fromkeys(NAME_TEMPLATE_FIELDS, "x"), "n": 0, "map_index": 0})
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as error:
         raise WaveSpeedInputError(
             f"{argument} {template!r} is not valid: {error}; allowed fields: {', '.join(NAME_TEMPLATE_FIELDS)}"
         ) from None
