@@ -49,6 +49,23 @@ CONSTRUCTION_CASES = [
     ({"input_mode": "copy"}, "input_mode.*presign, upload"),
     ({"max_output_bytes": 0}, "max_output_bytes"),
     ({"key_template": "{unknown_field}.png"}, "key_template.*allowed fields"),
+    # Issue 10, point 8: what fails before a byte is sent is an input error, found at parse time.
+    ({"extra_inputs": {"seed": object()}}, "extra_inputs must hold JSON values only"),
+    ({"extra_inputs": {"strength": float("nan")}}, "no NaN or infinity"),
+    ({"extra_inputs": {"strength": float("inf")}}, "no NaN or infinity"),
+    # Point 9: bounded timeouts, format specs checked with typed values, prompts that are text.
+    ({"timeout": 1e14}, "timeout must be at most 604800 seconds"),
+    ({"poll_interval": 1e14}, "poll_interval must be at most"),
+    ({"key_template": "{prediction_id}_{n:.0}.{ext}"}, "key_template .* is not valid: Precision not allowed"),
+    ({"key_template": "{n:q}.{ext}"}, "key_template .* is not valid"),
+    ({"key_template": "{dag_id:>>>}.{ext}"}, "key_template .* is not valid"),
+    ({"prompt": "\x00"}, "prompt holds the control character .* at position 0"),
+    ({"prompt": "make it \x1b[31mred"}, "prompt holds the control character"),
+    ({"prompt": "make it \ud800 blue"}, "prompt is not valid text"),
+    ({"hook_params": {"api_key": "sk-123"}}, "hook_params may not set api_key; allowed: connect_timeout"),
+    ({"hook_params": {"read_timeout": -1}}, "read_timeout must be a positive number"),
+    ({"hook_params": {"max_response_bytes": 0}}, "max_response_bytes must be a positive int"),
+    ({"allow_private_output_hosts": "yes"}, "allow_private_output_hosts must be True or False"),
 ]
 
 
@@ -71,6 +88,9 @@ EXECUTE_CASES = [
     pytest.param({"wavespeed_conn_id": "no_such_connection"}, None, "no_such_connection", id="unknown-connection"),
     pytest.param({}, {"password": None}, "has no WaveSpeed API key", id="connection-without-key"),
     pytest.param({}, {"host": "api.wavespeed.ai"}, "must be a full base URL", id="base-url-without-scheme"),
+    # Issue 10, point 8: a key that cannot be sent as a header is a connection error, not "maybe billed".
+    pytest.param({}, {"password": "sk-key\r\nX-Injected: 1"}, "API key with spaces, line breaks", id="key-with-crlf"),
+    pytest.param({}, {"password": "sk-k\u00e9y-" + "x" * 20}, "non-ASCII characters", id="key-not-latin-1"),
 ]
 
 
@@ -117,12 +137,30 @@ def test_a_local_file_of_a_refused_type_stops_the_task_before_any_upload(
     assert wavespeed_conn.requests == []
 
 
+def test_a_text_file_named_png_stops_the_task_before_any_upload(wavespeed_conn: Emulator, tmp_path: Any) -> None:
+    """Issue 10, point 9: a name can lie; the bytes decide."""
+    from airflow_wavespeed.exceptions import WaveSpeedInputError
+
+    disguised = tmp_path / "photo.png"
+    disguised.write_text("not an image at all")
+    operator = WaveSpeedImageEditOperator(task_id="edit", images=[str(disguised)], prompt="make it blue")
+    with pytest.raises(WaveSpeedInputError, match="images\\[0\\]: '[^']*photo.png' is not an image .* first bytes"):
+        operator.execute(make_context())
+    assert wavespeed_conn.requests == []
+
+
 SENSOR_CASES = [
     pytest.param({"poke_interval": 0}, "poke_interval", id="sensor-zero-poke-interval"),
     pytest.param({"timeout": 0}, "timeout", id="sensor-zero-timeout"),
     pytest.param({"deferrable": "yes"}, "deferrable must be True or False", id="sensor-non-bool-deferrable"),
     pytest.param({"nsfw_policy": "ignore"}, "nsfw_policy", id="sensor-unknown-nsfw-policy"),
     pytest.param({"prediction_id": "../balance"}, "prediction_id", id="sensor-bad-prediction-id"),
+    # Issue 10, point 9: '..' and a trailing newline passed the old pattern; ids are single path segments.
+    pytest.param({"prediction_id": ".."}, "prediction_id", id="sensor-dot-dot-id"),
+    pytest.param({"prediction_id": "abc\n"}, "prediction_id", id="sensor-id-with-newline"),
+    pytest.param({"prediction_id": "x" * 300}, "prediction_id", id="sensor-id-300-chars"),
+    pytest.param({"timeout": 1e14}, "timeout must be at most", id="sensor-huge-timeout"),
+    pytest.param({"hook_params": {"api_key": "sk"}}, "hook_params may not set api_key", id="sensor-hook-params-key"),
 ]
 
 

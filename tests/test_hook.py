@@ -664,3 +664,13 @@ def test_an_uncertain_submit_fails_the_task_without_its_retries() -> None:
     from airflow.providers.common.compat.sdk import AirflowFailException
 
     assert issubclass(WaveSpeedSubmitUncertainError, AirflowFailException)
+
+
+def test_timedelta_timeouts_are_taken_as_seconds(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    """Issue 11, point 7: a timedelta in hook_params once reached requests, inside the submit's try."""
+    from datetime import timedelta
+
+    hook = WaveSpeedHook(read_timeout=timedelta(seconds=5), connect_timeout=timedelta(seconds=2))
+    assert (hook.limits.read_timeout, hook.limits.connect_timeout) == (5.0, 2.0)
+    assert hook.submit(EDIT, edit_inputs(emulator_image_url)).id
+    assert wavespeed_conn.submit_count() == 1

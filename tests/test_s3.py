@@ -259,6 +259,18 @@ def test_upload_mode_refuses_an_object_it_cannot_upload_before_any_upload(
     assert wavespeed_conn.requests == []
 
 
+@pytest.mark.parametrize("key", ["inputs/notes.png", "inputs/notes"])
+def test_presign_mode_refuses_an_object_that_is_not_an_image_before_any_request(
+    wavespeed_conn: Emulator, s3: Any, bucket: str, key: str
+) -> None:
+    """Issue 10, point 9: a presigned object is read by WaveSpeed, so its first bytes are checked too."""
+    s3.put_object(Bucket=bucket, Key=key, Body=b"just some text, not an image")
+    op = edit_operator(images=[f"s3://{bucket}/{key}"])
+    with pytest.raises(WaveSpeedInputError, match=rf"images\[0\]: s3://{bucket}/{key} is not an image"):
+        op.execute(edit_context())
+    assert wavespeed_conn.requests == []
+
+
 @pytest.mark.parametrize(
     "missing",
     [

@@ -127,6 +127,7 @@ async def _log_requests(request: web.Request, handler: Handler) -> web.StreamRes
     trace = _Trace()
     token = _TRACE.set(trace)
     started = time.monotonic()
+    generation = request.app[STATE_KEY].generation
     status: int | Literal["dropped"] = 500
     try:
         response = await handler(request)
@@ -141,7 +142,7 @@ async def _log_requests(request: web.Request, handler: Handler) -> web.StreamRes
     finally:
         _TRACE.reset(token)
         request.app[STATE_KEY].record(
-            RequestRecord(request.method, request.path, status, trace.prediction_id, started)
+            RequestRecord(request.method, request.path, status, trace.prediction_id, started), generation
         )
 
 

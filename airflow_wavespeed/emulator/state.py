@@ -160,6 +160,8 @@ class EmulatorState:
         self._submits_received = 0
         self._submits_created = 0
         self._polls = 0
+        #: Bumped by reset(): a request that began before a reset is not logged after it.
+        self.generation = 0
 
     # -- views for tests (any thread) -------------------------------------------------------------
 
@@ -208,6 +210,7 @@ class EmulatorState:
             self._tickets.clear()
             self._log.clear()
             self._submits_received = self._submits_created = self._polls = 0
+            self.generation += 1
         for task in tasks:
             task.cancel()
         self.config.restore(self.defaults)
@@ -231,10 +234,11 @@ class EmulatorState:
         """A random pick from the seeded generator."""
         return self._rng.choice(options)
 
-    def record(self, entry: RequestRecord) -> None:
-        """Append to the request log."""
+    def record(self, entry: RequestRecord, generation: int | None = None) -> None:
+        """Append to the request log, unless the request began before the last reset (``generation``)."""
         with self._lock:
-            self._log.append(entry)
+            if generation is None or generation == self.generation:
+                self._log.append(entry)
 
     def count_submit(self) -> None:
         """A submit POST arrived (whatever happens to it)."""
@@ -274,6 +278,11 @@ class EmulatorState:
             self._submits_created += 1
         prediction.work = asyncio.get_running_loop().create_task(self._work(prediction))
         return prediction
+
+    def delete_prediction(self, prediction_id: str) -> bool:
+        """Forget a prediction, as WaveSpeed does after 7 days: its result then answers 404."""
+        with self._lock:
+            return self._predictions.pop(prediction_id, None) is not None
 
     def get_prediction(self, prediction_id: str) -> Prediction | None:
         """Look a prediction up by id."""

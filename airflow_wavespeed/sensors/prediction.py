@@ -64,14 +64,15 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("poke_interval", 5.0)
         kwargs.setdefault("timeout", 1800.0)
+        # Checked before Airflow's own __init__, which fails on an absurd timeout with an OverflowError.
+        check_positive(kwargs["poke_interval"], argument="poke_interval")
+        check_positive(kwargs["timeout"], argument="timeout")
         super().__init__(**kwargs)
         self.prediction_id = prediction_id
         self.deferrable = deferrable
         self._set_hook_arguments(wavespeed_conn_id, hook_params)
         self.nsfw_policy = check_choice(nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
         check_bool(deferrable, argument="deferrable")
-        check_positive(self.poke_interval, argument="poke_interval")
-        check_positive(self.timeout, argument="timeout")
         if not is_templated(prediction_id):
             validate_prediction_id(prediction_id)
 

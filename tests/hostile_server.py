@@ -1,0 +1,161 @@
+"""A loopback HTTP server that answers like a compromised or broken WaveSpeed, for the hardening tests.
+
+Each test gives it the routes it needs as aiohttp handlers; the server runs them on its own thread and
+event loop and counts the requests it got. Helpers build the usual bad answers: a body trickled a
+byte at a time, an answer that never comes, a huge or gzip-bombed body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HostileServer:
+    """``with HostileServer({"GET /path/{x}": handler}) as server: server.url("/path/1")``."""
+
+    def __init__(self, routes: dict[str, Handler]) -> None:
+        self.routes = routes
+        self.hits: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    def __enter__(self) -> HostileServer:
+        started: Future[int] = Future()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(started)), daemon=True)
+        self._thread.start()
+        self.port = started.result(timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    async def _serve(self, started: Future[int]) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+
+        @web.middleware
+        async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+            self.hits[f"{request.method} {request.path}"] += 1
+            return await handler(request)
+
+        app = web.Application(middlewares=[count])
+        for route, handler in self.routes.items():
+            method, path = route.split(" ", 1)
+            app.router.add_route(method, path, handler)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        started.set_result(next(a[1] for a in runner.addresses if isinstance(a, tuple)))
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+def envelope(data: dict[str, Any], code: int = 200) -> dict[str, Any]:
+    return {"code": code, "message": "success" if code == 200 else "error", "data": data}
+
+
+def prediction(prediction_id: str, status: str = "completed", outputs: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return envelope({"id": prediction_id, "model": "openai/gpt-image-2/edit", "status": status, "outputs": outputs or [], **extra})
+
+
+def answer(body: dict[str, Any], status: int = 200) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.json_response(body, status=status)
+
+    return handle
+
+
+def trickle(body: bytes, seconds_per_byte: float = 0.5, status: int = 200) -> Handler:
+    """Send the headers, then ``body`` a byte at a time: no read timeout ever trips."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        for byte in body:
+            await response.write(bytes([byte]))
+            await asyncio.sleep(seconds_per_byte)
+        await response.write_eof()
+        return response
+
+    return handle
+
+
+def hang(seconds: float = 3600.0) -> Handler:
+    """Never answer (until the client gives up or the server stops)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return web.json_response({})
+
+    return handle
+
+
+def huge(total_bytes: int, *, announce: bool = False, chunk: int = 1 << 20) -> Handler:
+    """A JSON-looking body of ``total_bytes`` (a long string), streamed; its length announced or not."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if announce:
+            response.content_length = total_bytes
+        await response.prepare(request)
+        head = b'{"code": 200, "message": "'
+        await response.write(head)
+        sent = len(head)
+        block = b"x" * chunk
+        try:
+            while sent < total_bytes:
+                await response.write(block)
+                sent += len(block)
+        except (ConnectionResetError, ConnectionError):
+            return response
+        return response
+
+    return handle
+
+
+def gzip_bomb(expanded_bytes: int) -> Handler:
+    """A small gzip body that expands to ``expanded_bytes`` of JSON-looking text."""
+    inner = b'{"code": 200, "message": "' + b"0" * expanded_bytes + b'"}'
+    packed = gzip.compress(inner, compresslevel=9)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=packed, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+
+    return handle
+
+
+def echo_authorization(status: int = 401) -> Handler:
+    """An error answer whose message repeats the request's Authorization header."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        body = {"code": status, "message": f"invalid credentials: {header}", "data": None}
+        return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+
+    return handle

@@ -1,0 +1,563 @@
+"""An API that answers like a compromised or broken WaveSpeed: each defect of the attack review, through
+the real path (the hook, operators and trigger over loopback HTTP, moto for S3).
+
+The sections follow issue 10: output fetching (SSRF), deadlines, starvation of the shared pool, size
+caps, 404s on a stored prediction, a failed state-store write, the key echoed by a server, and local
+faults reported as local.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from airflow_wavespeed.emulator import Emulator
+from airflow_wavespeed.exceptions import (
+    WaveSpeedAuthError,
+    WaveSpeedConnectionConfigError,
+    WaveSpeedError,
+    WaveSpeedInputError,
+    WaveSpeedOutputError,
+    WaveSpeedOutputRefusedError,
+    WaveSpeedResponseTooLargeError,
+    WaveSpeedResumeError,
+    WaveSpeedSubmitUncertainError,
+    WaveSpeedTimeoutError,
+)
+from airflow_wavespeed.hooks.event_loop import LoopResources
+from airflow_wavespeed.hooks.limits import RequestLimits
+from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy, is_public_address
+from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
+from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
+from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
+from airflow_wavespeed.utils.ledger import STATE_STORE_KEY
+from tests import hostile_server as hs
+from tests.conftest import connection_json
+from tests.hostile_server import HostileServer
+from tests.task_context import DictStateStore, make_context
+
+pytest_plugins = ["tests.s3_fixtures"]
+
+EDIT = "openai/gpt-image-2/edit"
+SUBMIT = "POST /api/v3/openai/gpt-image-2/edit"
+KEY = "sk-hostile-" + "Q7x9" * 8
+MiB = 1024 * 1024
+FAST = {"retry_min_wait": 0.01, "retry_max_wait": 0.05}
+
+
+@pytest.fixture
+def png(sample_png: bytes) -> bytes:
+    return sample_png
+
+
+def use(server: HostileServer | Emulator, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any] | None = None) -> None:
+    """Point ``wavespeed_default`` at ``server`` with the distinctive key."""
+    conn = json.loads(connection_json(server.base_url, KEY))
+    if extra is not None:
+        conn["extra"] = json.dumps(extra)
+    monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", json.dumps(conn))
+
+
+def png_route(data: bytes, content_type: str = "image/png") -> hs.Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=data, content_type=content_type)
+
+    return handle
+
+
+@pytest.fixture
+def internal() -> Iterator[HostileServer]:
+    """An internal service on loopback (think cloud metadata): it answers a secret to anyone."""
+
+    async def secret(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="AKIA-INTERNAL-SECRET", content_type="text/plain")
+
+    with HostileServer({"GET /latest/meta-data": secret}) as server:
+        yield server
+
+
+def completed_with(outputs: list[str]) -> dict[str, hs.Handler]:
+    """An API whose submit answers a completed prediction with these outputs."""
+    return {SUBMIT: hs.answer(hs.prediction("p-ssrf", outputs=outputs))}
+
+
+def edit(**kwargs: Any) -> WaveSpeedImageEditOperator:
+    arguments: dict[str, Any] = {
+        "task_id": "edit",
+        "images": ["https://example.com/in.png"],
+        "prompt": "make it blue",
+        "deferrable": False,
+        "hook_params": FAST,
+    }
+    return WaveSpeedImageEditOperator(**{**arguments, **kwargs})
+
+
+# ---------------------------------------------------------------- 1. output downloads (SSRF)
+
+
+def test_an_output_on_an_internal_address_is_never_fetched_nor_stored_locally(
+    monkeypatch: pytest.MonkeyPatch, internal: HostileServer, tmp_path: Path
+) -> None:
+    secret_url = internal.url("/latest/meta-data")
+    with HostileServer(completed_with([secret_url])) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedOutputRefusedError, match=r"non-public address \(127\.0\.0\.1\)") as raised:
+            edit(output_uri=str(tmp_path / "out")).execute(make_context())
+    assert secret_url in str(raised.value)
+    assert internal.hits["GET /latest/meta-data"] == 0
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+
+
+def test_an_output_on_an_internal_address_is_never_written_to_s3(
+    monkeypatch: pytest.MonkeyPatch, internal: HostileServer, aws_conn: str, s3: Any, bucket: str
+) -> None:
+    with HostileServer(completed_with([internal.url("/latest/meta-data")])) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedOutputRefusedError):
+            edit(output_uri=f"s3://{bucket}/edits").execute(make_context())
+    assert internal.hits["GET /latest/meta-data"] == 0
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_every_redirect_hop_is_checked(monkeypatch: pytest.MonkeyPatch, internal: HostileServer, tmp_path: Path) -> None:
+    """Three hops on the API's own (allowed) origin, the fourth to an internal address: refused there."""
+    target = internal.url("/latest/meta-data")
+    holder: dict[str, str] = {}
+
+    async def hop(request: web.Request) -> web.StreamResponse:
+        n = int(request.match_info["n"])
+        raise web.HTTPFound(target if n >= 3 else f"/hop/{n + 1}")
+
+    async def submit(request: web.Request) -> web.StreamResponse:
+        return web.json_response(hs.prediction("p-hops", outputs=[holder["first"]]))
+
+    with HostileServer({"GET /hop/{n}": hop, SUBMIT: submit}) as api:
+        holder["first"] = api.url("/hop/1")
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedOutputRefusedError, match="non-public address"):
+            edit(output_uri=str(tmp_path)).execute(make_context())
+        assert [api.hits[f"GET /hop/{n}"] for n in (1, 2, 3)] == [1, 1, 1]
+    assert internal.hits["GET /latest/meta-data"] == 0
+
+
+def test_a_url_with_credentials_is_refused_and_the_password_never_printed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    leaky = "http://admin:hunter2-secret@127.0.0.1:9/outputs/x.png"
+    with HostileServer(completed_with([leaky])) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedOutputRefusedError, match="carries credentials") as raised:
+            edit(output_uri=str(tmp_path)).execute(make_context())
+    assert "hunter2" not in str(raised.value) and "***@" in str(raised.value)
+
+
+def test_only_image_bytes_are_stored_and_named_by_their_type(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, png: bytes
+) -> None:
+    """From the API's own origin: a script named .py is refused, a PNG named .py is stored as .png."""
+    script = b"import os; os.system('rm -rf /')\n"
+    routes = {"GET /outputs/evil.py": png_route(script, "text/plain"), "GET /outputs/real.py": png_route(png, "text/x-python")}
+    holder: dict[str, list[str]] = {}
+
+    async def submit(request: web.Request) -> web.StreamResponse:
+        return web.json_response(hs.prediction("p-types", outputs=holder["outputs"]))
+
+    with HostileServer({**routes, SUBMIT: submit}) as api:
+        use(api, monkeypatch)
+        holder["outputs"] = [api.url("/outputs/evil.py")]
+        with pytest.raises(WaveSpeedOutputRefusedError, match=r"output http://\S+/outputs/evil.py of prediction p-types is not an image"):
+            edit(output_uri=str(tmp_path / "a")).execute(make_context())
+        assert not (tmp_path / "a").exists() or not any((tmp_path / "a").rglob("*"))
+
+        holder["outputs"] = [api.url("/outputs/real.py")]
+        (stored,) = edit(output_uri=str(tmp_path / "b")).execute(make_context())
+    assert stored.endswith("p-types_0.png") and Path(stored).read_bytes() == png
+
+
+def test_a_refused_connection_is_a_provider_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with HostileServer(completed_with([])) as api:
+        dead_port_url = f"{api.base_url}/outputs/gone.png"  # the API's own origin: allowed, then closed
+    with HostileServer(completed_with([dead_port_url])) as api:
+        # The trusted origin is this server's; the dead one is another loopback port: opt in to reach it.
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedOutputError, match="could not connect|failed") as raised:
+            edit(output_uri=str(tmp_path), allow_private_output_hosts=True).execute(make_context())
+    assert not isinstance(raised.value, WaveSpeedOutputRefusedError)
+
+
+@pytest.mark.parametrize("where", ["operator", "connection-extra"])
+def test_private_deployments_opt_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, png: bytes, where: str
+) -> None:
+    with HostileServer({"GET /cdn/out.png": png_route(png)}) as private_cdn:
+        api = HostileServer(completed_with([private_cdn.url("/cdn/out.png")]))
+        with api:
+            use(api, monkeypatch, extra={"allow_private_output_hosts": True} if where == "connection-extra" else None)
+            opt_in = {"allow_private_output_hosts": True} if where == "operator" else {}
+            (stored,) = edit(output_uri=str(tmp_path), **opt_in).execute(make_context())
+    assert Path(stored).read_bytes() == png
+
+
+def test_the_address_a_connection_reached_is_checked_again(monkeypatch: pytest.MonkeyPatch, png: bytes) -> None:
+    """A DNS answer that changed between the check and the connection (rebinding) is caught at connect."""
+    with HostileServer({"GET /x.png": png_route(png)}) as cdn:
+        policy = OutputHostPolicy(trusted_origin=("https", "api.wavespeed.ai", 443))
+        monkeypatch.setattr(policy.__class__, "check_url", lambda self, url: None)  # the name looked public
+        downloader = OutputDownloader(policy, RequestLimits())
+        refused = pytest.raises(WaveSpeedOutputRefusedError, match="non-public address 127.0.0.1 when connecting")
+        with refused, downloader.open(cdn.url("/x.png")):
+            pass
+        assert cdn.hits["GET /x.png"] == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700::1", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("239.255.255.250", False),
+        ("240.0.0.1", False),
+        ("::1", False),
+        ("::", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("ff02::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:169.254.169.254", False),
+        ("64:ff9b::7f00:1", False),
+        ("2002:7f00:1::", False),
+        ("2002:0808:0808::", True),
+    ],
+)
+def test_public_addresses_table(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+def test_an_ip_literal_host_and_localhost_are_refused_before_any_connection() -> None:
+    policy = OutputHostPolicy(trusted_origin=("https", "api.wavespeed.ai", 443))
+    for url in ("http://127.0.0.1:9/x.png", "http://localhost:9/x.png", "http://[::1]:9/x.png", "http://0x7f000001/x.png"):
+        with pytest.raises(WaveSpeedOutputRefusedError):
+            policy.check_url(url)
+    for url in ("ftp://example.com/x.png", "file:///etc/passwd", "http:///x.png"):
+        with pytest.raises(WaveSpeedOutputRefusedError):
+            policy.check_url(url)
+    policy.check_url("https://api.wavespeed.ai/outputs/x.png")  # the connection's own origin, unresolved
+
+
+# ---------------------------------------------------------------- 2. every request has a total deadline
+
+TRICKLED = json.dumps(hs.prediction("p-slow", status="processing")).encode()
+
+
+def test_a_trickled_submit_answer_cannot_hold_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    with HostileServer({SUBMIT: hs.trickle(TRICKLED, 0.2)}) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(request_timeout=1.5, read_timeout=5, **FAST)
+        started = time.monotonic()
+        with pytest.raises(WaveSpeedSubmitUncertainError, match=r"no complete answer within 1.5 s"):
+            hook.submit(EDIT, {"images": ["https://example.com/a.png"], "prompt": "p"})
+        assert time.monotonic() - started < 4
+        assert api.hits[SUBMIT] == 1
+
+
+def test_a_trickled_poll_cannot_outlast_wait_for_prediction(monkeypatch: pytest.MonkeyPatch) -> None:
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.trickle(TRICKLED, 0.2)}) as api:
+        use(api, monkeypatch)
+        started = time.monotonic()
+        with pytest.raises(WaveSpeedTimeoutError, match="did not finish within 2"):
+            WaveSpeedHook(read_timeout=5, **FAST).wait_for_prediction("p-slow", poll_interval=0.1, timeout=2)
+        assert time.monotonic() - started < 4
+
+
+def test_a_trickled_output_cannot_outlast_transfer_timeout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, png: bytes
+) -> None:
+    holder: dict[str, str] = {}
+
+    async def submit(request: web.Request) -> web.StreamResponse:
+        return web.json_response(hs.prediction("p-trickle", outputs=[holder["url"]]))
+
+    with HostileServer({SUBMIT: submit, "GET /outputs/slow.png": hs.trickle(png, 0.05)}) as api:
+        holder["url"] = api.url("/outputs/slow.png")
+        use(api, monkeypatch)
+        started = time.monotonic()
+        with pytest.raises(WaveSpeedOutputError, match="took longer than transfer_timeout=1.5 s"):
+            edit(output_uri=str(tmp_path), hook_params={**FAST, "transfer_timeout": 1.5}).execute(make_context())
+        assert time.monotonic() - started < 4
+    assert not any(tmp_path.rglob("*.png"))
+
+
+@pytest.mark.parametrize("behaviour", ["hang", "trickle"])
+async def test_the_trigger_times_out_on_time_whatever_the_server_does(
+    monkeypatch: pytest.MonkeyPatch, behaviour: str
+) -> None:
+    handler = hs.hang() if behaviour == "hang" else hs.trickle(TRICKLED, 0.2)
+    with HostileServer({"GET /api/v3/predictions/{id}/result": handler}) as api:
+        use(api, monkeypatch)
+        poll_interval, deadline = 0.5, time.time() + 2.0
+        trigger = WaveSpeedPredictionTrigger("p-slow", poll_interval=poll_interval, end_time=deadline, hook_params=FAST)
+        (event,) = [event.payload async for event in trigger.run()]
+        late = time.time() - deadline
+    assert event["status"] == "timeout" and "p-slow" in event["message"]
+    assert late <= poll_interval + 1.0, f"{late:.2f} s after the deadline"
+
+
+# ---------------------------------------------------------------- 3. hung polls cannot starve healthy ones
+
+
+async def test_hung_polls_do_not_starve_healthy_triggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """120 hung polls beside 30 healthy triggers polling every 0.5 s: the healthy ones keep their pace.
+
+    Before the fix the loop's pool held 100 connections, all taken by hung polls.
+    """
+    polls: dict[str, list[float]] = {}
+
+    async def result(request: web.Request) -> web.StreamResponse:
+        prediction_id = request.match_info["id"]
+        if prediction_id.startswith("hung"):
+            await asyncio.sleep(3600)
+        polls.setdefault(prediction_id, []).append(time.monotonic())
+        return web.json_response(hs.prediction(prediction_id, status="processing"))
+
+    with HostileServer({"GET /api/v3/predictions/{id}/result": result}) as api:
+        use(api, monkeypatch)
+        end = time.time() + 4.0
+        hung = [WaveSpeedPredictionTrigger(f"hung-{n}", poll_interval=0.5, end_time=end) for n in range(120)]
+        await asyncio.sleep(0)
+        healthy = [WaveSpeedPredictionTrigger(f"ok-{n}", poll_interval=0.5, end_time=end) for n in range(30)]
+
+        async def drain(trigger: WaveSpeedPredictionTrigger) -> None:
+            async for _ in trigger.run():
+                pass
+
+        await asyncio.gather(*(drain(t) for t in hung + healthy))
+    gaps = [b - a for times in polls.values() for a, b in zip(times, times[1:], strict=False)]
+    assert len(polls) == 30 and all(len(times) >= 5 for times in polls.values()), {k: len(v) for k, v in polls.items()}
+    assert max(gaps) <= 1.0, f"longest gap {max(gaps):.2f} s, more than twice the 0.5 s interval"
+
+
+async def test_a_poll_waits_for_a_pooled_connection_no_longer_than_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_wavespeed.hooks import event_loop
+
+    monkeypatch.setattr(event_loop, "POOL_LIMIT", 1)
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.hang()}) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(connect_timeout=0.5, max_attempts=1)
+        try:
+            holder = asyncio.ensure_future(hook.aget_prediction("hung-1"))
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            with pytest.raises(WaveSpeedError, match="could not connect"):
+                await hook.aget_prediction("hung-2")
+            assert time.monotonic() - started < 2
+            holder.cancel()
+        finally:
+            await LoopResources.current().close()
+
+
+# ---------------------------------------------------------------- 4. answers have a size cap
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [hs.huge(64 * MiB), hs.huge(64 * MiB, announce=True), hs.gzip_bomb(64 * MiB)],
+    ids=["streamed", "announced", "gzip-bomb"],
+)
+def test_an_over_size_poll_answer_is_refused_once_with_bounded_memory(
+    monkeypatch: pytest.MonkeyPatch, handler: hs.Handler
+) -> None:
+    with HostileServer({"GET /api/v3/predictions/{id}/result": handler}) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(max_response_bytes=MiB, **FAST)
+        tracemalloc.start()
+        try:
+            with pytest.raises(WaveSpeedResponseTooLargeError, match="over the cap of 1048576 bytes"):
+                hook.get_prediction("p-huge")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert api.hits["GET /api/v3/predictions/p-huge/result"] == 1, "an over-size answer is not retried"
+    assert peak < 4 * MiB, f"peak {peak / MiB:.1f} MiB for a 1 MiB cap"
+
+
+@pytest.mark.parametrize("handler", [hs.huge(64 * MiB), hs.gzip_bomb(64 * MiB)], ids=["streamed", "gzip-bomb"])
+async def test_an_over_size_answer_in_the_triggerer_is_an_error_event(
+    monkeypatch: pytest.MonkeyPatch, handler: hs.Handler
+) -> None:
+    with HostileServer({"GET /api/v3/predictions/{id}/result": handler}) as api:
+        use(api, monkeypatch)
+        trigger = WaveSpeedPredictionTrigger(
+            "p-huge", poll_interval=0.1, end_time=time.time() + 30, hook_params={**FAST, "max_response_bytes": MiB}
+        )
+        (event,) = [event.payload async for event in trigger.run()]
+        assert api.hits["GET /api/v3/predictions/p-huge/result"] == 1
+    assert event["status"] == "error" and "over the cap" in event["message"]
+
+
+def test_an_over_size_submit_answer_is_uncertain_and_not_resent(monkeypatch: pytest.MonkeyPatch) -> None:
+    with HostileServer({SUBMIT: hs.huge(16 * MiB)}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedSubmitUncertainError, match="over the cap"):
+            WaveSpeedHook(max_response_bytes=MiB, **FAST).submit(EDIT, {"images": ["https://e.com/a.png"], "prompt": "p"})
+        assert api.hits[SUBMIT] == 1
+
+
+# ---------------------------------------------------------------- 5 and 6. never abandon a stored prediction
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "worker"])
+def test_a_stored_prediction_that_answers_404_is_never_replaced_by_a_new_submit(
+    wavespeed_conn: Emulator, emulator_image_url: str, deferrable: bool
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+
+    wavespeed_conn.config.processing_polls = 1000
+    store = DictStateStore()
+    first = edit(images=[emulator_image_url], deferrable=deferrable, timeout=1.5, poll_interval=0.1)
+    with pytest.raises((TaskDeferred, WaveSpeedTimeoutError)):
+        first.execute(make_context(store=store))
+    prediction_id = store.values[STATE_STORE_KEY]["id"]
+    assert wavespeed_conn.state.delete_prediction(prediction_id)  # every poll of it now answers 404
+    for try_number in (2, 3):  # retries=2: neither may submit
+        retry = edit(images=[emulator_image_url], deferrable=deferrable, timeout=1.5, poll_interval=0.1)
+        with pytest.raises(WaveSpeedResumeError) as raised:
+            retry.execute(make_context(store=store, try_number=try_number))
+        assert isinstance(raised.value, AirflowFailException), "fails without using the task's retries"
+        message = str(raised.value)
+        assert prediction_id in message and "not proof that nothing was billed" in message
+        assert f"state-store/{STATE_STORE_KEY}" in message
+    assert wavespeed_conn.submit_count() == 1
+
+
+def test_a_failed_state_store_write_fails_the_task_without_retries(
+    wavespeed_conn: Emulator, emulator_image_url: str
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    class BrokenWrites(DictStateStore):
+        def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+            raise ConnectionError("api-server unreachable")
+
+    with pytest.raises(WaveSpeedResumeError) as raised:
+        edit(images=[emulator_image_url], deferrable=True).execute(make_context(store=BrokenWrites()))
+    assert isinstance(raised.value, AirflowFailException)
+    (prediction,) = wavespeed_conn.predictions.values()
+    assert prediction.id in str(raised.value) and "WaveSpeedPredictionSensor" in str(raised.value)
+    assert wavespeed_conn.submit_count() == 1
+
+
+def test_an_unreadable_state_store_submits_nothing(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    class BrokenReads(DictStateStore):
+        def get(self, key: str, default: Any = None) -> Any:
+            raise ConnectionError("api-server unreachable")
+
+    with pytest.raises(WaveSpeedError, match="nothing was submitted"):
+        edit(images=[emulator_image_url]).execute(make_context(store=BrokenReads()))
+    assert wavespeed_conn.submit_count(include_rejected=True) == 0
+
+
+# ---------------------------------------------------------------- 7. the key in a server's own words
+
+
+def test_a_key_echoed_in_an_error_answer_never_reaches_the_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    with HostileServer({SUBMIT: hs.echo_authorization(401), "GET /api/v3/predictions/{id}/result": hs.echo_authorization(400)}) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(**FAST)
+        with pytest.raises(WaveSpeedAuthError) as refused:
+            hook.submit(EDIT, {"images": ["https://e.com/a.png"], "prompt": "p"})
+        with pytest.raises(WaveSpeedError) as rejected:
+            hook.get_prediction("p1")
+    for error in (refused.value, rejected.value):
+        text = f"{error} {error!r} {vars(error)}"
+        assert KEY not in text and "invalid credentials: Bearer ***" in str(error)
+
+
+async def test_a_key_echoed_by_a_failed_prediction_never_reaches_the_trigger_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def failed(request: web.Request) -> web.StreamResponse:
+        echo = request.headers["Authorization"]
+        body = hs.prediction("p-echo", status="failed", error=f"upstream refused {echo}", outputs=[f"https://cdn.example/{KEY}.png"])
+        return web.json_response(body)
+
+    async def refused(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"code": 401, "message": f"bad key {KEY}"}, status=401)
+
+    with HostileServer({"GET /api/v3/predictions/p-echo/result": failed, "GET /api/v3/predictions/p-401/result": refused}) as api:
+        use(api, monkeypatch)
+        events = []
+        for prediction_id in ("p-echo", "p-401"):
+            trigger = WaveSpeedPredictionTrigger(prediction_id, poll_interval=0.05, end_time=time.time() + 10, hook_params=FAST)
+            events += [event.payload async for event in trigger.run()]
+    assert [event["status"] for event in events] == ["failed", "error"]
+    stored = json.dumps(events)  # what task_instance.next_kwargs would hold, unmasked
+    assert KEY not in stored and "upstream refused Bearer ***" in stored
+
+
+# ---------------------------------------------------------------- 8. local faults are local
+
+
+@pytest.mark.parametrize(
+    ("extra_inputs", "message"),
+    [({"seed": object()}, "extra_inputs must hold JSON values only"), ({"strength": float("nan")}, "no NaN")],
+    ids=["object", "nan"],
+)
+def test_inputs_that_are_not_json_are_input_errors_before_any_request(
+    wavespeed_conn: Emulator, extra_inputs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(WaveSpeedInputError, match=message):
+        edit(extra_inputs=extra_inputs)
+    with pytest.raises(WaveSpeedInputError, match="inputs must hold JSON values only"):
+        WaveSpeedHook().submit(EDIT, {"images": ["https://e.com/a.png"], "prompt": "p", **extra_inputs})
+    assert wavespeed_conn.requests == []
+
+
+@pytest.mark.parametrize("key", ["sk-key-\u00e9\u00e8-" + "x" * 20, "sk-key\r\nX-Injected: 1", "sk-\u4e2d\u6587-key-xxxxxxxx"])
+def test_a_malformed_key_is_a_connection_error_before_any_request(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json(emulator.base_url, key))
+    with pytest.raises(WaveSpeedConnectionConfigError, match="API key with spaces, line breaks") as raised:
+        WaveSpeedHook().submit(EDIT, {"images": ["https://e.com/a.png"], "prompt": "p"})
+    assert not isinstance(raised.value, WaveSpeedSubmitUncertainError)
+    assert emulator.requests == []
+
+
+# ---------------------------------------------------------------- 9. ids the API returns are checked
+
+
+def test_an_id_the_api_returns_is_validated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with HostileServer({SUBMIT: hs.answer(hs.prediction("x" * 300, outputs=[]))}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedSubmitUncertainError, match="is not one WaveSpeed gives"):
+            edit(output_uri=str(tmp_path)).execute(make_context())
+        assert api.hits[SUBMIT] == 1
+
+
+def test_a_base64_image_that_is_not_an_image_is_refused(tmp_path: Path) -> None:
+    from airflow_wavespeed.utils.storage import store_outputs
+    from tests.emulator_fixtures import loopback_download
+
+    text = base64.b64encode(b"#!/bin/sh\n" * 20).decode()
+    with pytest.raises(WaveSpeedOutputRefusedError, match="of prediction p1 is not an image"):
+        store_outputs([text], str(tmp_path), download=loopback_download(), names={"prediction_id": "p1", "n": 0})
+    assert not any(tmp_path.iterdir())
