@@ -9,11 +9,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: The ``wavespeed`` connection form: only the API key and an optional base URL matter.
+#: The ``wavespeed`` connection form: the API key, an optional base URL, and the extra for the one
+#: switch a private deployment may need (``allow_private_output_hosts``).
 CONNECTION_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port", "login", "extra"],
+    "hidden-fields": ["schema", "port", "login"],
     "relabeling": {"password": "API Key", "host": "Base URL"},
-    "placeholders": {"host": "https://api.wavespeed.ai", "password": "your WaveSpeed API key"},
+    "placeholders": {
+        "host": "https://api.wavespeed.ai",
+        "password": "your WaveSpeed API key",
+        "extra": '{"allow_private_output_hosts": false}',
+    },
 }
 
 

@@ -101,8 +101,10 @@ class Floor:
     async def __aenter__(self) -> Floor:
         import aiohttp
 
-        # The same pool settings as WaveSpeedHook's shared session.
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30))
+        from airflow_wavespeed.hooks.event_loop import POOL_LIMIT
+
+        # The same pool settings as WaveSpeedHook's shared session (read from it, so they stay equal).
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=POOL_LIMIT, keepalive_timeout=30))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -373,16 +373,22 @@ class AsyncTransport:
         self.limits = limits
         self.conn_id = conn_id
 
+    @property
+    def try_seconds(self) -> float:
+        """The total deadline of one try: its whole answer within ``read_timeout`` of connecting, and never
+        past ``request_timeout``."""
+        limits = self.limits
+        return min(limits.request_timeout, limits.connect_timeout + limits.read_timeout)
+
     @cached_property
     def _client_timeout(self) -> aiohttp.ClientTimeout:
         import aiohttp
 
+        # The total covers the whole try; ``connect`` bounds the wait for a pooled connection (plus
+        # opening one), so a poll never queues long behind others that hang.
+        limits = self.limits
         return aiohttp.ClientTimeout(
-            total=self.limits.request_timeout,
-            # Waiting for a pooled connection counts here too: a poll never queues long behind others.
-            connect=self.limits.connect_timeout,
-            sock_connect=self.limits.connect_timeout,
-            sock_read=self.limits.read_timeout,
+            total=self.try_seconds, connect=limits.connect_timeout, sock_connect=limits.connect_timeout
         )
 
     async def get(

@@ -142,6 +142,12 @@ class WaveSpeedHook(BaseHook):
         return host
 
     @property
+    def longest_poll_seconds(self) -> float:
+        """The most one poll can take, retries included: no new try starts after ``retry_max_seconds``,
+        and a try lasts at most its total deadline."""
+        return self.limits.retry_max_seconds + self._async.try_seconds
+
+    @property
     def base_url(self) -> str:
         return self._credentials.base_url
 

@@ -234,6 +234,8 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         if remaining <= 0:
             polling.close()
             raise TimeoutError
+        if remaining > hook.longest_poll_seconds:
+            return await polling  # it cannot outlast the deadline: no timer needed
         async with _time_limit(remaining):
             return await polling
 
