@@ -61,6 +61,7 @@ def child_starvation(args: argparse.Namespace) -> dict[str, Any]:
     from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
 
     end = time.time() + args.seconds
+    began = time.monotonic()  # CLOCK_MONOTONIC: the server process reads the same clock
 
     async def drain(trigger: Any) -> str:
         async for event in trigger.run():
@@ -83,7 +84,7 @@ def child_starvation(args: argparse.Namespace) -> dict[str, Any]:
         return statuses
 
     statuses = asyncio.run(run())
-    return {"code": airflow_wavespeed.__file__, "statuses": statuses}
+    return {"code": airflow_wavespeed.__file__, "statuses": statuses, "began": began}
 
 
 def child_memory(args: argparse.Namespace) -> dict[str, Any]:
@@ -127,14 +128,19 @@ def server_stats(base_url: str) -> dict[str, Any]:
     return stats
 
 
-def gaps_of(stats: dict[str, Any], healthy: int, seconds: float, started: float) -> dict[str, Any]:
-    """Per healthy trigger: gaps between its polls, the first measured from when the run began."""
+def gaps_of(stats: dict[str, Any], healthy: int, seconds: float, interval: float, began: float) -> dict[str, Any]:
+    """Per healthy trigger, the gaps between its polls over the window its wait could poll in: from the
+    first healthy poll of all (start-up and the first connection read are not starvation) to one interval
+    before the deadline. A trigger that stops polling, or never starts, counts the gap to the window's end."""
     gaps: list[float] = []
     counts: list[int] = []
+    end = began + seconds - interval
+    first = [t for times in stats["polls"].values() for t in times if t >= began]
+    began = min(first, default=began)
     for n in range(healthy):
-        times = [started, *sorted(stats["polls"].get(f"ok-{n}", []))]
-        times = [t for t in times if t <= started + seconds] + [started + seconds]
-        counts.append(len(times) - 2)
+        polls = [t for t in sorted(stats["polls"].get(f"ok-{n}", [])) if began <= t <= end]
+        times = [began, *polls, end]
+        counts.append(len(polls))
         gaps += [b - a for a, b in zip(times, times[1:], strict=False)]
     return {
         "polls": statistics.median(counts),
@@ -205,14 +211,14 @@ def run_starvation(codes: dict[str, str], sizes: dict[str, Any], env: dict[str, 
     results = {}
     for name, code in codes.items():
         requests.post(f"{base_url}/_reset", timeout=30)
-        started = server_stats(base_url)["now"]
         command = child_command(
             Path(__file__), "--child", "starvation", "--code", code, "--healthy", str(sizes["healthy"]),
             "--hung", str(sizes["hung"]), "--interval", str(sizes["interval"]), "--seconds", str(sizes["seconds"]),
         )  # fmt: skip
         print(f"starvation: {name} ...", flush=True)
         child = run_child_json(command, env, timeout=sizes["seconds"] + 120)
-        results[name] = {**gaps_of(server_stats(base_url), sizes["healthy"], sizes["seconds"], started), **child}
+        gaps = gaps_of(server_stats(base_url), sizes["healthy"], sizes["seconds"], sizes["interval"], child["began"])
+        results[name] = {**gaps, **child}
     return results
 
 

@@ -83,7 +83,8 @@ class LoopResources:
 
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=POOL_LIMIT, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # Bodies are inflated by the reader, within its size cap (transport.CappedBody).
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         return self._session
 
     async def credentials(

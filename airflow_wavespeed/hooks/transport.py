@@ -22,6 +22,7 @@ import logging
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from airflow_wavespeed import __version__
 from airflow_wavespeed.exceptions import (
     WaveSpeedAPIError,
     WaveSpeedError,
+    WaveSpeedMalformedResponseError,
     WaveSpeedResponseTooLargeError,
     WaveSpeedTransportError,
     may_retry,
@@ -76,10 +78,13 @@ class Credentials:
     api_key: str = field(repr=False)
     base_url: str
     headers: dict[str, str] = field(init=False, repr=False, compare=False)
+    async_headers: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT}
         object.__setattr__(self, "headers", headers)  # built once, not per request
+        # The triggerer's session inflates bodies itself (CappedBody): offer only what it can inflate.
+        object.__setattr__(self, "async_headers", {**headers, "Accept-Encoding": "gzip, deflate"})
 
     def scrub(self, text: str) -> str:
         """``text`` with the key (as written, JSON-escaped or URL-encoded) replaced by ``***``."""
@@ -424,24 +429,54 @@ class AsyncTransport:
         try:
             async with LoopResources.current().session().get(
                 f"{credentials.base_url}{path}",
-                headers=credentials.headers,
+                headers=credentials.async_headers,
                 timeout=self._client_timeout,
                 allow_redirects=False,
             ) as response:
                 _check_length(response.headers.get("Content-Length"), cap, context)
-                body = bytearray()
-                while chunk := await response.content.read(cap + 1 - len(body)):
-                    body += chunk
-                    if len(body) > cap:
-                        raise _too_large(context, cap)
+                body = CappedBody(response.headers.get("Content-Encoding"), cap, context)
+                while chunk := await response.content.read(CHUNK_BYTES):
+                    body.feed(chunk)
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise _async_transport_error(error, f"{context} at {credentials.base_url}") from None
-        text = credentials.scrub(body.decode("utf-8", "replace"))
+        text = credentials.scrub(body.data.decode("utf-8", "replace"))
         return parse(
             *parse_envelope(status, text, context=context, conn_id=self.conn_id, retry_after=retry_after)
         )
+
+
+class CappedBody:
+    """An answer's body, decompressed as it arrives and never past ``cap`` bytes.
+
+    aiohttp's own decompression runs ahead of the reader (tens of MiB from a gzip bomb), so the
+    triggerer's session takes bodies as sent and inflates them here, a chunk at a time, with zlib's
+    ``max_length``: memory stays within the cap whatever the compression ratio.
+    """
+
+    def __init__(self, encoding: str | None, cap: int, context: str) -> None:
+        self.cap, self.context = cap, context
+        self.data = bytearray()
+        coding = (encoding or "identity").strip().lower()
+        if coding in ("gzip", "x-gzip", "deflate"):
+            self._inflater: Any = zlib.decompressobj(47)  # 32 + 15: a zlib or gzip header, detected
+        elif coding == "identity":
+            self._inflater = None
+        else:
+            raise WaveSpeedMalformedResponseError(
+                f"{context}: unsupported Content-Encoding {encoding!r}", http_status=0, body=""
+            )
+
+    def feed(self, chunk: bytes) -> None:
+        if self._inflater is not None:
+            room = self.cap + 1 - len(self.data)
+            chunk = self._inflater.decompress(chunk, room)
+            if self._inflater.unconsumed_tail:
+                raise _too_large(self.context, self.cap)
+        self.data += chunk
+        if len(self.data) > self.cap:
+            raise _too_large(self.context, self.cap)
 
 
 def parse_retry_after(value: str | None) -> float | None:
