@@ -5,7 +5,7 @@ AIRFLOW_VERSION ?= 3.3.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: venv demo test lint pytest e2e bench test-floor clean
+.PHONY: venv demo test lint package pytest e2e bench test-floor clean
 
 venv: $(STAMP)
 
@@ -34,7 +34,13 @@ pytest: venv
 e2e: venv
 	$(PY) -m pytest -q -m e2e
 
-test: lint pytest
+# The package users install: built from a clean copy of the sources, its metadata checked.
+package: venv
+	rm -rf dist
+	$(PY) -m build --sdist --wheel --outdir dist . >/dev/null
+	$(PY) -m twine check --strict dist/*
+
+test: lint package pytest
 
 bench: venv
 	$(PY) bench/run_all.py
@@ -44,4 +50,4 @@ test-floor:
 	$(MAKE) pytest VENV=.venv-floor AIRFLOW_VERSION=3.1.8
 
 clean:
-	rm -rf $(VENV) .venv-floor demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-floor demo-output dist build .pytest_cache .mypy_cache .ruff_cache

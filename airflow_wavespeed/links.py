@@ -18,10 +18,12 @@ WEB_PREDICTIONS_URL = "https://wavespeed.ai/predictions"
 
 
 def prediction_url(base_url: str, prediction_id: str) -> str:
-    """Where a person looks at a prediction: the WaveSpeed web page, or the emulator's result URL."""
+    """Where a person looks at a prediction in a browser: WaveSpeed's web page for the real API, the
+    emulator's keyless page (``/predictions/{id}``) for any other base URL. The API's own result URL
+    is no link for people: it answers 401 without the key."""
     if base_url.rstrip("/") == "https://api.wavespeed.ai":
         return f"{WEB_PREDICTIONS_URL}?id={prediction_id}"
-    return f"{base_url.rstrip('/')}/api/v3/predictions/{prediction_id}/result"
+    return f"{base_url.rstrip('/')}/predictions/{prediction_id}"
 
 
 class WaveSpeedPredictionLink(BaseOperatorLink):

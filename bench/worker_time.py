@@ -182,7 +182,7 @@ def ours_once(image_url: str, env: dict[str, str]) -> dict[str, float]:
         "complete": completed["seconds"],
         "worker": submitted["seconds"] + completed["seconds"],
         "trigger": trigger_seconds,
-        "operator_says": float(completed["operator_timings"].get("worker_seconds", float("nan"))),
+        "operator_says": float(completed["operator_timings"].get("operator_seconds", float("nan"))),
     }
 
 
@@ -268,7 +268,7 @@ def main() -> int:
         f"{sdk_seconds + ready:.2f} s ({with_starts:.3f}x). Airflow's own defer/resume bookkeeping "
         "(API calls, scheduling the resume) is not measured here."
     )
-    print(f"The operator's own task_timings say worker_seconds = {median('operator_says'):.3f} (median).")
+    print(f"The operator's own task_timings say operator_seconds = {median('operator_says'):.3f} (median).")
     print(f"\nMachine: {machine_note()}")
     print(f"\nworker_time: ours holds a worker slot {worker:.3f} s vs {sdk_seconds:.2f} s for the SDK task "
           f"({worker / sdk_seconds:.4f}x; {with_starts:.3f}x with process starts)")  # fmt: skip

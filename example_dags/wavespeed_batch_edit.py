@@ -1,9 +1,13 @@
 """
 A batch of edits with dynamic task mapping: one mapped task instance per image/prompt pair.
 
-The ``wavespeed`` pool caps how many edits run at once (create it with
-``airflow pools set wavespeed 4 "WaveSpeed concurrency"``; match it to your account tier's
-concurrent-task limit). Each mapped edit defers, so a large batch holds no worker slots while waiting.
+Each mapped edit defers, so a large batch holds no worker slots while waiting, and each shows its
+prompt as its label in the UI (``map_index_template``) instead of 0, 1, 2.
+
+Concurrency: to cap how many edits are submitted at once (your account tier's concurrent-task limit),
+create a pool and name it in ``WAVESPEED_POOL``, e.g. ``airflow pools set wavespeed 4 "WaveSpeed"`` and
+``WAVESPEED_POOL=wavespeed``. Without it the edits use Airflow's ``default_pool``, so the example runs
+out of the box (a task naming a pool that does not exist would wait in "scheduled" forever).
 """
 
 from __future__ import annotations
@@ -39,5 +43,5 @@ with DAG(
         key_template="{run_id}/{map_index}_{prediction_id}.{ext}",
         deferrable=True,
         poll_interval=float(os.environ.get("WAVESPEED_POLL_INTERVAL", "2")),
-        pool=os.environ.get("WAVESPEED_POOL", "wavespeed"),
+        pool=os.environ.get("WAVESPEED_POOL", "default_pool"),
     ).expand_kwargs(EDITS)

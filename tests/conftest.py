@@ -25,6 +25,9 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     ]
 )
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# Where the example DAGs store outputs (read when they are parsed): runs name a folder under it.
+EXAMPLE_OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="wavespeed-example-outputs-"))
+os.environ["WAVESPEED_OUTPUT_DIR"] = str(EXAMPLE_OUTPUT_DIR)
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
 import pytest  # noqa: E402

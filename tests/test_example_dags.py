@@ -41,17 +41,26 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int =
         return value
 
 
+EXAMPLE_EDITS = [
+    {"prompt": "Make it a snowy winter morning"},
+    {"prompt": "Render it as a neon-lit night scene"},
+    {"prompt": "Turn it into a pencil sketch"},
+]
+
+
 def test_every_example_dag_parses(dag_bag: Any) -> None:
     assert dag_bag.import_errors == {}
     expected = {"wavespeed_image_edit", "wavespeed_submit_then_sense", "wavespeed_batch_edit"}
     assert expected <= set(dag_bag.dag_ids)
 
 
-def test_image_edit_dag_writes_edited_images(dag_bag: Any, airflow_env: Emulator, tmp_path: Path) -> None:
+def test_image_edit_dag_writes_edited_images(dag_bag: Any, airflow_env: Emulator) -> None:
     from PIL import Image
 
-    out = tmp_path / "edits"
-    dag_run = dag_bag.get_dag("wavespeed_image_edit").test(run_conf={"output_dir": str(out), "aspect_ratio": "2:3"})
+    from tests.conftest import EXAMPLE_OUTPUT_DIR
+
+    out = EXAMPLE_OUTPUT_DIR / "edits-2-3"
+    dag_run = dag_bag.get_dag("wavespeed_image_edit").test(run_conf={"output_name": out.name, "aspect_ratio": "2:3"})
     assert dag_run.state == "success"
     (path,) = xcom(dag_run, "edit_image")
     assert Path(path).parent == out and Image.open(path).size == (64, 96)
@@ -73,15 +82,20 @@ def test_submit_then_sense_dag(dag_bag: Any, airflow_env: Emulator) -> None:
     assert prediction_id in airflow_env.predictions
 
 
-def test_batch_dag_maps_one_edit_per_pair(dag_bag: Any, airflow_env: Emulator) -> None:
+def test_batch_dag_maps_one_edit_per_pair_out_of_the_box(dag_bag: Any, airflow_env: Emulator) -> None:
+    """No pool to create first (it once waited in "scheduled" forever without one), and each mapped edit
+    is labelled by its prompt."""
     from airflow.models.pool import Pool
 
-    Pool.create_or_update_pool("wavespeed", slots=2, description="test", include_deferred=False)
-    dag_run = dag_bag.get_dag("wavespeed_batch_edit").test()
+    assert Pool.get_pool("wavespeed") is None
+    dag = dag_bag.get_dag("wavespeed_batch_edit")
+    dag_run = dag.test()
     assert dag_run.state == "success"
     paths = [xcom(dag_run, "edit", map_index=n)[0] for n in range(3)]
     assert len(set(paths)) == 3 and all(Path(p).is_file() for p in paths)
     assert airflow_env.submit_count() == 3
+    labels = sorted(ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id == "edit")
+    assert labels == sorted(edit["prompt"] for edit in EXAMPLE_EDITS)
 
 
 def test_a_retry_resumes_the_submitted_prediction_through_airflow(

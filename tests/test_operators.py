@@ -70,14 +70,14 @@ def test_deferrable_edit_defers_then_returns_output_urls(wavespeed_conn: Emulato
     assert trigger.end_time is not None and 100 < trigger.end_time - time.time() <= 120
     assert deferred.value.method_name == "execute_complete"
     link = context["ti"].xcoms[WaveSpeedPredictionLink().xcom_key]
-    assert link == f"{wavespeed_conn.base_url}/api/v3/predictions/{prediction_id}/result"
+    assert link == f"{wavespeed_conn.base_url}/predictions/{prediction_id}"  # the emulator's keyless page
 
     outputs = operator.execute_complete(context, event=run_trigger(trigger), **deferred.value.kwargs)
     assert len(outputs) == 1 and outputs[0].startswith(wavespeed_conn.base_url + "/outputs/")
     metadata = context["ti"].xcoms["prediction"]
     assert metadata["id"] == prediction_id and metadata["status"] == "completed"
-    assert set(metadata["task_timings"]) == {"worker_seconds", "trigger_seconds"}
-    assert metadata["task_timings"]["trigger_seconds"] > 0
+    assert set(metadata["task_timings"]) == {"operator_seconds", "triggerer_seconds"}
+    assert metadata["task_timings"]["triggerer_seconds"] > 0
     assert wavespeed_conn.submit_count() == 1
 
 
@@ -91,12 +91,12 @@ def test_worker_time_survives_a_resume_without_defer_kwargs(
         operator.execute(context)
     pending = context["ti"].xcoms["prediction"]
     assert pending["status"] in ("created", "processing")
-    assert deferred.value.kwargs["worker_seconds"] > 0
-    assert pending["task_timings"] == {"worker_seconds": round(deferred.value.kwargs["worker_seconds"], 3)}
+    assert deferred.value.kwargs["operator_seconds"] > 0
+    assert pending["task_timings"] == {"operator_seconds": round(deferred.value.kwargs["operator_seconds"], 3)}
 
     operator.execute_complete(context, event=run_trigger(deferred.value.trigger))  # no kwargs
     timings = context["ti"].xcoms["prediction"]["task_timings"]
-    assert timings["worker_seconds"] >= pending["task_timings"]["worker_seconds"] > 0
+    assert timings["operator_seconds"] >= pending["task_timings"]["operator_seconds"] > 0
 
 
 def test_non_deferrable_edit_polls_in_the_task(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
@@ -261,7 +261,7 @@ def test_a_success_event_without_its_outputs_fails_an_operator_that_does_not_sto
     event = {"status": "success", "prediction_id": "p1", "outputs": [], "message": "", "prediction": metadata}
     operator = edit("https://example.com/in.png")
     with pytest.raises(WaveSpeedError, match="p1 has base64 outputs"):
-        operator.execute_complete(make_context(), event=event, prediction_id="p1", worker_seconds=0.1)
+        operator.execute_complete(make_context(), event=event, prediction_id="p1", operator_seconds=0.1)
     assert wavespeed_conn.requests == []
 
 

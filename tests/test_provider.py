@@ -56,3 +56,15 @@ def test_airflow_providers_list_shows_it() -> None:
     result = subprocess.run([str(airflow), "providers", "list", "-o", "json"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "airflow-provider-wavespeed" in result.stdout
+
+
+def test_the_package_carries_the_urls_airflow_shows() -> None:
+    """The Providers page links to the Documentation project URL (issue 14: it once pointed nowhere)."""
+    from importlib.metadata import metadata
+
+    from airflow.providers_manager import ProvidersManager
+
+    urls = dict(entry.split(", ", 1) for entry in metadata("airflow-provider-wavespeed").get_all("Project-URL") or [])
+    assert {"Documentation", "Source", "Changelog", "Issues"} <= set(urls)
+    provider = ProvidersManager().providers["airflow-provider-wavespeed"]
+    assert provider.data["documentation-url"] == urls["Documentation"]

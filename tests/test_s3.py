@@ -27,6 +27,8 @@ pytest_plugins = ["tests.s3_fixtures"]
 
 #: Name-template values for calling store_outputs directly.
 OUTPUT_NAMES = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 0, "prediction_id": "p"}
+#: The stand-in's run_id as it appears in keys: ':' and '+' become '_' (portable names).
+RUN_KEY = "manual__2026-01-01T00_00_00_00_00"
 
 
 class TaskInstanceStandIn:
@@ -203,7 +205,7 @@ def test_mixed_inputs_presigned_and_outputs_to_s3_with_an_asset_event(
     assert passed_through == emulator_image_url
     assert uploaded.startswith(f"{wavespeed_conn.base_url}/media/")
     (key,) = keys_under(s3, bucket, "out/")
-    assert key == f"out/s3_tests/{TaskInstanceStandIn().run_id}/edit/0/{prediction.id}_0.png"
+    assert key == f"out/s3_tests/{RUN_KEY}/edit/0/{prediction.id}_0.png"
     assert stored == [f"s3://{bucket}/{key}"]
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == prediction.output_bytes
     assert context["outlet_events"][Asset(f"s3://{bucket}/out")].extra == {"uris": stored}
@@ -370,7 +372,7 @@ def test_a_large_output_streams_into_a_multipart_upload(
 
     stored = op.execute(context)
 
-    key = f"out/s3_tests/{TaskInstanceStandIn().run_id}/store/0/{prediction_id}_0.png"
+    key = f"out/s3_tests/{RUN_KEY}/store/0/{prediction_id}_0.png"
     assert stored == [f"s3://{bucket}/{key}"]
     head = s3.head_object(Bucket=bucket, Key=key)
     assert head["ContentLength"] == 20 * MiB and head["ContentType"] == "image/png"

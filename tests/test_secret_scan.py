@@ -59,8 +59,8 @@ def test_the_api_key_appears_nowhere(
     with secret_emulator(monkeypatch) as emu:
         bag: Any = load_dag_bag(EXAMPLE_DAGS)
         dag = bag.get_dag("wavespeed_image_edit")
-        ok = dag.test(run_conf={"output_dir": str(tmp_path)})
-        failed = dag.test(run_conf={"output_dir": str(tmp_path), "prompt": "[fail] on purpose"})
+        ok = dag.test(run_conf={"output_name": "secret-scan"})
+        failed = dag.test(run_conf={"output_name": "secret-scan", "prompt": "[fail] on purpose"})
         assert (ok.state, failed.state) == ("success", "failed")
 
         hook = WaveSpeedHook()
@@ -94,12 +94,9 @@ def test_the_mapped_and_s3_examples_leak_no_key_either(
     sample_png: bytes,
     tmp_path: Path,
 ) -> None:
-    from airflow.models.pool import Pool
-
     from tests.s3_fixtures import load_example_dags, put_png
 
     monkeypatch.setenv("WAVESPEED_OUTPUT_DIR", str(tmp_path / "out"))
-    Pool.create_or_update_pool("wavespeed", slots=2, description="test", include_deferred=False)
     with secret_emulator(monkeypatch) as emu:
         batch: Any = load_dag_bag(EXAMPLE_DAGS)
         assert batch.get_dag("wavespeed_batch_edit").test().state == "success"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hmac
+import html
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -96,6 +97,7 @@ def create_app(
     router.add_get("/api/v3/{tail:.*}", _api_not_found)
     router.add_get("/media/{upload_id}/{filename}", _media)
     router.add_get("/outputs/{id}/{filename}", _output)
+    router.add_get("/predictions/{id}", _prediction_page)
     return app
 
 
@@ -121,8 +123,8 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 @web.middleware
 async def _log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Record method, path, status and prediction id of every non-control request."""
-    if request.path.startswith("/_emulator/"):
+    """Record method, path, status and prediction id of every API request (not control or web pages)."""
+    if request.path.startswith(("/_emulator/", "/predictions/")):
         return await handler(request)
     trace = _Trace()
     token = _TRACE.set(trace)
@@ -573,6 +575,32 @@ async def _control_reset(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     state.reset()
     return web.json_response({"reset": True, "config": state.config.to_dict()})
+
+
+async def _prediction_page(request: web.Request) -> web.StreamResponse:
+    """GET /predictions/{id}: a keyless, read-only web page of one prediction, what the task's extra link
+    opens against the emulator (the real API's result URL needs the key; WaveSpeed's site has a page)."""
+    prediction = request.app[STATE_KEY].get_prediction(request.match_info["id"])
+    if prediction is None:
+        return web.Response(status=404, text="No such prediction on this emulator.", content_type="text/plain")
+    e = html.escape
+
+    def figures(urls: list[str]) -> str:
+        shown = [url for url in urls if url.startswith(("http://", "https://"))]
+        if not shown:
+            return "<p>none</p>" if not urls else "<p>(base64 outputs: not shown)</p>"
+        return "".join(f'<a href="{e(url)}"><img src="{e(url)}" alt="" style="max-width:45%;margin:4px"></a>' for url in shown)
+
+    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Prediction {e(prediction.id)}</title></head>
+<body style="font-family:sans-serif;max-width:960px;margin:24px auto">
+<h1>Prediction <code>{e(prediction.id)}</code></h1>
+<p>Status: <b>{e(prediction.status)}</b>{f" ({e(prediction.error)})" if prediction.error else ""} · model {e(prediction.model)}
+· created {e(prediction.created_at)} · served by the WaveSpeed emulator</p>
+<h2>Prompt</h2><p>{e(prediction.prompt)}</p>
+<h2>Inputs</h2>{figures(prediction.image_urls)}
+<h2>Outputs</h2>{figures(prediction.outputs)}
+</body></html>"""
+    return web.Response(text=body, content_type="text/html")
 
 
 async def _control_predictions(request: web.Request) -> web.StreamResponse:

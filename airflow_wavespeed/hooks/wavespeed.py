@@ -14,6 +14,7 @@ import time
 from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
@@ -23,6 +24,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedError,
     WaveSpeedInputError,
     WaveSpeedMalformedResponseError,
+    WaveSpeedNotFoundError,
     WaveSpeedSubmitUncertainError,
     WaveSpeedTimeoutError,
 )
@@ -136,6 +138,11 @@ class WaveSpeedHook(BaseHook):
             raise WaveSpeedConnectionConfigError(
                 f"Airflow connection {self.wavespeed_conn_id!r} has host {host!r}; the host must be a full "
                 f"base URL starting with http:// or https://, such as {DEFAULT_BASE_URL}."
+            )
+        if re.search(r"(^|/)api(/v\d+)?(/|$)", urlsplit(host).path.strip("/")):
+            raise WaveSpeedConnectionConfigError(
+                f"Airflow connection {self.wavespeed_conn_id!r} has base URL {host!r}; the base URL is the host "
+                f"only, such as {DEFAULT_BASE_URL}, without /api/v3 (the provider adds the API's paths)."
             )
         if conn.port and not re.match(r"^https?://[^/]+:\d+", host):
             host = f"{host}:{conn.port}"
@@ -352,11 +359,20 @@ class WaveSpeedHook(BaseHook):
         return url
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with the cheapest call there is, ``GET /api/v3/balance`` (bills nothing)."""
+        """Check the key with the cheapest call there is, ``GET /api/v3/balance`` (bills nothing).
+
+        The messages name no connection id: Airflow tests a form under a temporary id the user never
+        chose, so they speak of "this connection" and its fields.
+        """
         try:
             data, _ = self._request("GET", "/api/v3/balance", context="check balance", parse=envelope, attempts=2)
+        except WaveSpeedNotFoundError as error:
+            return False, (
+                f"{self.base_url} answered 404 for /api/v3/balance ({error.api_message or 'not found'}). The base "
+                f"URL must be the WaveSpeed API's host only, such as {DEFAULT_BASE_URL}."
+            )
         except WaveSpeedError as error:
-            return False, str(error)
+            return False, str(error).replace(f"Airflow connection {self.wavespeed_conn_id!r}", "this connection")
         return True, f"Connected to WaveSpeed at {self.base_url}; balance: {data.get('balance')} USD"
 
 

@@ -166,7 +166,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         context: Context,
         event: dict[str, Any] | None = None,
         prediction_id: str | None = None,
-        worker_seconds: float | None = None,
+        operator_seconds: float | None = None,
     ) -> Any:
         """Resume after the trigger fired: finish, or raise with the prediction id and the reason."""
         from airflow_wavespeed.prediction import inline_outputs_error
@@ -174,13 +174,13 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         from airflow_wavespeed.utils.timings import TaskTimings
 
         resumed = PredictionEvent.from_payload(event, expected_id=prediction_id)
-        if worker_seconds is None:
+        if operator_seconds is None:
             # dag.test() resumes with the event alone, dropping defer()'s kwargs; the deferring run
             # left its timings in the ``prediction`` XCom.
             ti = context["ti"]
             pending = ti.xcom_pull(task_ids=self.task_id, key="prediction", map_indexes=ti.map_index) or {}
-            worker_seconds = (pending.get("task_timings") or {}).get("worker_seconds")
-        timings = TaskTimings.resumed(worker_seconds, resumed.waited_seconds)
+            operator_seconds = (pending.get("task_timings") or {}).get("operator_seconds")
+        timings = TaskTimings.resumed(operator_seconds, resumed.waited_seconds)
         prediction = resumed.terminal_prediction()
         if resumed.outputs_left_out:
             # The trigger leaves base64 outputs out of its event: fetch them here, on the worker, to store.
@@ -234,7 +234,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
     def _defer(self, context: Context, prediction: Prediction, timings: TaskTimings) -> None:
         from airflow_wavespeed.triggers.prediction import defer_to_trigger
 
-        self.log.info("Deferring to the triggerer after %.2f s on the worker", timings.worker_seconds)
+        self.log.info("Deferring to the triggerer after %.2f s of the operator's code", timings.operator_seconds)
         # What the prediction looks like while it waits; replaced by the final metadata on completion.
         context["ti"].xcom_push(key="prediction", value={**prediction.to_xcom(), "task_timings": timings.to_xcom()})
         defer_to_trigger(
@@ -245,7 +245,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             timeout=self.timeout_seconds,
             hook_params=self.hook_params,
             include_outputs=not self.enable_base64_output,
-            kwargs={"prediction_id": prediction.id, "worker_seconds": timings.worker_seconds},
+            kwargs={"prediction_id": prediction.id, "operator_seconds": timings.operator_seconds},
         )
 
     def _complete(self, context: Context, prediction: Prediction, timings: TaskTimings) -> list[str]:
@@ -257,6 +257,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             outputs = accepted_outputs(prediction, self.nsfw_policy, will_store=bool(self.output_uri))
             if self.output_uri:
                 outputs = self.store(context, prediction.id, outputs)
+                self.log.info("Stored the outputs of prediction %s: %s", prediction.id, ", ".join(outputs))
         finally:
             metadata["task_timings"] = timings.stop().to_xcom()
             context["ti"].xcom_push(key="prediction", value=metadata)

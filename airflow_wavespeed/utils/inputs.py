@@ -21,6 +21,7 @@ from airflow_wavespeed.utils.validation import image_kind, parse_s3_uri
 
 #: Longest a SigV4 presigned URL may live.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+log = logging.getLogger(__name__)
 #: Uploads a file or stream under a name and answers its download URL (the hook's ``upload_media``).
 Upload = Callable[[Any, str], str]
 
@@ -44,7 +45,7 @@ def resolve_images(
     s3_inputs = {n: parse_s3_uri(image) for n, image in enumerate(images) if image_kind(image) == "s3"}
     s3: Any = _s3_client(aws_conn_id) if s3_inputs else None
     if s3_inputs and input_mode != "upload" and presign_seconds > MAX_PRESIGN_SECONDS:
-        logging.getLogger(__name__).warning(
+        log.warning(
             "Presigned S3 URLs live at most 7 days, less than the %.0f s asked for (the task's timeout "
             "plus a margin): WaveSpeed must fetch the inputs before then, or use input_mode='upload'",
             presign_seconds,
@@ -58,10 +59,12 @@ def resolve_images(
     for n, image in enumerate(images):
         if n in local:
             resolved.append(upload(local[n], upload_names[n]))
+            log.info("Uploaded images[%d] %s as %s", n, local[n], resolved[-1])
         elif n in s3_inputs:
             bucket, key = s3_inputs[n]
             if input_mode == "upload":
                 resolved.append(_upload_s3_object(s3, bucket, key, upload_names[n], upload))
+                log.info("Uploaded images[%d] s3://%s/%s as %s", n, bucket, key, resolved[-1])
             else:
                 resolved.append(
                     s3.generate_presigned_url(

@@ -49,7 +49,9 @@ DEFAULT_FILE_TEMPLATE = "{prediction_id}_{n}.{ext}"
 CHUNK_BYTES = 1024 * 1024
 #: S3 multipart: 8 MiB parts, one at a time, keeps a copy's memory small whatever the file's size.
 S3_PART_BYTES = 8 * 1024 * 1024
-_UNSAFE = re.compile(r"[^A-Za-z0-9._:+=@-]")
+#: Characters kept in name values: portable across filesystems and S3 tools (no ':' or '+', which a
+#: run_id such as ``manual__2026-11-30T14:07:41+00:00`` carries; it stays unique per run without them).
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=@-]")
 #: Opens one output URL: yields its body as a stream and the announced length (the hook's downloader).
 Download = Callable[[str], AbstractContextManager[tuple[IO[bytes], "int | None"]]]
 

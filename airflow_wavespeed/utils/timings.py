@@ -1,8 +1,10 @@
-"""Where a task's time went: seconds on a worker and seconds waited in the triggerer.
+"""Where a task's time went, recorded in the ``prediction`` XCom as ``task_timings``.
 
-Recorded in the ``prediction`` XCom as ``task_timings`` so users can see what deferring saved them.
-``worker_seconds`` counts the operator's own code on a worker (submit, then finishing), not the
-worker's start-up: it is not the slot cost, which Airflow's own task duration shows.
+- ``operator_seconds``: seconds the operator's own code ran on workers (submitting, then finishing:
+  storing outputs, pushing XCom), added up over the runs of one try. It is **not** the time a worker
+  slot was held: each task process also spends Airflow's start-up (seconds, more than our code), which
+  Airflow's own task duration shows.
+- ``triggerer_seconds``: seconds the trigger waited in the triggerer, holding no worker slot.
 """
 
 from __future__ import annotations
@@ -15,24 +17,24 @@ from dataclasses import dataclass, field
 class TaskTimings:
     """Seconds this task spent, added up across the worker runs of one try."""
 
-    worker_seconds: float = 0.0
-    trigger_seconds: float | None = None
+    operator_seconds: float = 0.0
+    triggerer_seconds: float | None = None
     _since: float = field(default_factory=time.monotonic, repr=False)
 
     @classmethod
-    def resumed(cls, worker_seconds: float | None, trigger_seconds: float | None) -> TaskTimings:
-        """Carry on after the triggerer: the deferring run's worker seconds plus the trigger's wait."""
-        return cls(worker_seconds=float(worker_seconds or 0.0), trigger_seconds=trigger_seconds)
+    def resumed(cls, operator_seconds: float | None, triggerer_seconds: float | None) -> TaskTimings:
+        """Carry on after the triggerer: the deferring run's seconds plus the trigger's wait."""
+        return cls(operator_seconds=float(operator_seconds or 0.0), triggerer_seconds=triggerer_seconds)
 
     def stop(self) -> TaskTimings:
-        """Count the worker time since the last start (or stop); safe to call more than once."""
+        """Count the operator's time since the last start (or stop); safe to call more than once."""
         now = time.monotonic()
-        self.worker_seconds += now - self._since
+        self.operator_seconds += now - self._since
         self._since = now
         return self
 
     def to_xcom(self) -> dict[str, float]:
-        recorded = {"worker_seconds": round(self.worker_seconds, 3)}
-        if self.trigger_seconds is not None:
-            recorded["trigger_seconds"] = round(self.trigger_seconds, 3)
+        recorded = {"operator_seconds": round(self.operator_seconds, 3)}
+        if self.triggerer_seconds is not None:
+            recorded["triggerer_seconds"] = round(self.triggerer_seconds, 3)
         return recorded

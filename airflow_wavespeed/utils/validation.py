@@ -255,7 +255,10 @@ def check_output_uri(value: Any, *, argument: str = "output_uri") -> str | None:
     scheme = scheme_of(value)
     if scheme == "s3":
         check_s3_prefix(value, argument=argument)
-    elif scheme not in ("", "file"):
+    elif scheme in ("", "file"):
+        if ".." in value.removeprefix("file://").replace("\\", "/").split("/"):
+            raise WaveSpeedInputError(f"{argument} may not contain '..' segments, got {value!r}")
+    else:
         raise WaveSpeedInputError(
             f"{argument} must be a local directory or an s3://bucket/prefix URI; scheme {scheme}:// is not "
             f"supported (got {value!r})"

@@ -14,6 +14,7 @@ whole module, in this order:
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -175,11 +176,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def first_runs(stack: Stack) -> dict[str, RunWatch]:
     """Phase 1: an edit, submit-then-sense, and an edit the emulator fails, all at once, to the end."""
-    out = stack.cluster.output_dir
     runs = {
-        "edit": stack.trigger(EDIT_DAG, {"output_dir": str(out / "edit")}),
+        "edit": stack.trigger(EDIT_DAG, {"output_name": "edit"}),
         "sense": stack.trigger(SENSE_DAG),
-        "fail": stack.trigger(EDIT_DAG, {"prompt": "[fail] on purpose", "output_dir": str(out / "fail")}),
+        "fail": stack.trigger(EDIT_DAG, {"prompt": "[fail] on purpose", "output_name": "fail"}),
     }
     stack.watch(list(runs.values()), timeout=150, what="the first three DAG runs to finish")
     return runs
@@ -286,7 +286,7 @@ def test_a_killed_triggerer_does_not_lose_or_resubmit_the_prediction(
     emulator.configure(processing_seconds=RESTART_PROCESSING_SECONDS)
     submits_before = emulator.stats()["submits"]
     requests_before = len(emulator.request_log())
-    run = stack.trigger(EDIT_DAG, {"output_dir": str(cluster.output_dir / "restart")})
+    run = stack.trigger(EDIT_DAG, {"output_name": "restart"})
 
     assigned_at: list[int] = []  # request-log length when first seen deferred on a triggerer
 
@@ -359,6 +359,22 @@ def _polls(request_log: list[dict[str, Any]], prediction_id: str) -> int:
 
 
 # -- phase 3 ---------------------------------------------------------------------------------------------
+
+
+def test_testing_a_connection_through_the_api_names_no_temporary_id(stack: Stack) -> None:
+    """What the UI's "Test" button sends (issue 14): a form with ``port: 0`` and the key typed in works;
+    a wrong key and an ``/api/v3`` base URL are explained without naming Airflow's temporary id."""
+    form = {"connection_id": "wavespeed_form", "conn_type": "wavespeed", "host": stack.emulator.base_url, "port": 0}
+    ok = stack.api.post("/connections/test", {**form, "password": stack.api_key})
+    assert ok["status"] is True and "balance" in ok["message"], ok
+    wrong = stack.api.post("/connections/test", {**form, "password": "sk-wrong-" + "x" * 20})
+    assert wrong["status"] is False and "refused the API key" in wrong["message"], wrong
+    assert "this connection" in wrong["message"] and "'wavespeed_form'" not in wrong["message"]
+    assert not re.search(r"connection '[A-Za-z0-9]{8}'", wrong["message"]), wrong["message"]
+    path = stack.api.post(
+        "/connections/test", {**form, "host": stack.emulator.base_url + "/api/v3/", "password": stack.api_key}
+    )
+    assert path["status"] is False and "the base URL is the host only" in path["message"], path
 
 
 def test_the_api_key_is_nowhere(stack: Stack) -> None:
