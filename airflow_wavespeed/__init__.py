@@ -45,6 +45,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_wavespeed.operators.run_model",
                     "airflow_wavespeed.operators.image_edit",
+                    "airflow_wavespeed.operators.budget",
+                    "airflow_wavespeed.operators.review",
                 ],
             }
         ],

@@ -147,6 +147,14 @@ class WaveSpeedSubmitUncertainError(WaveSpeedError, AirflowFailException):
     """
 
 
+class WaveSpeedSpendLimitError(WaveSpeedError, AirflowFailException):
+    """A spend guard refused to submit: the quote is above ``max_cost_usd`` or unknown, or the balance is
+    below ``min_balance_usd``. Nothing was submitted, and the task fails without its retries (a retry would
+    meet the same limit)."""
+
+    created_nothing = True
+
+
 class WaveSpeedPredictionFailedError(WaveSpeedError):
     """WaveSpeed reported the prediction as failed (or cancelled, timed out, deleted)."""
 

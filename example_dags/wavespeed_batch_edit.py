@@ -4,6 +4,10 @@ A batch of edits with dynamic task mapping: one mapped task instance per image/p
 Each mapped edit defers, so a large batch holds no worker slots while waiting, and each shows its
 prompt as its label in the UI (``map_index_template``) instead of 0, 1, 2.
 
+Spend: ``check_budget`` quotes the whole batch first (WaveSpeed's pricing endpoint bills nothing) and
+fails, before any edit is submitted, when the total is above ``WAVESPEED_BATCH_BUDGET_USD`` (default
+1.00) or a price is unknown; each edit also refuses to submit when its own quote is above 0.25 USD.
+
 Concurrency: to cap how many edits are submitted at once (your account tier's concurrent-task limit),
 create a pool and name it in ``WAVESPEED_POOL``, e.g. ``airflow pools set wavespeed 4 "WaveSpeed"`` and
 ``WAVESPEED_POOL=wavespeed``. Without it the edits use Airflow's ``default_pool``, so the example runs
@@ -18,7 +22,8 @@ from pathlib import Path
 
 from airflow.sdk import DAG
 
-from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
+from airflow_wavespeed.operators.budget import WaveSpeedBudgetOperator
+from airflow_wavespeed.operators.image_edit import GPT_IMAGE_2_EDIT, WaveSpeedImageEditOperator
 
 SAMPLE_IMAGE = str(Path(__file__).parent / "data" / "sample_input.png")
 OUTPUT_DIR = os.environ.get("WAVESPEED_OUTPUT_DIR", "/tmp/wavespeed-output")
@@ -36,12 +41,20 @@ with DAG(
     tags=["wavespeed", "example"],
     doc_md=__doc__,
 ):
-    WaveSpeedImageEditOperator.partial(
+    check_budget = WaveSpeedBudgetOperator(
+        task_id="check_budget",
+        model=GPT_IMAGE_2_EDIT,
+        inputs=[{"prompt": edit["prompt"], "aspect_ratio": "1:1"} for edit in EDITS],
+        max_total_cost_usd=float(os.environ.get("WAVESPEED_BATCH_BUDGET_USD", "1.00")),
+    )
+    edits = WaveSpeedImageEditOperator.partial(
         task_id="edit",
         aspect_ratio="1:1",
+        max_cost_usd=0.25,
         output_uri=OUTPUT_DIR,
         key_template="{run_id}/{map_index}_{prediction_id}.{ext}",
         deferrable=True,
         poll_interval=float(os.environ.get("WAVESPEED_POLL_INTERVAL", "2")),
         pool=os.environ.get("WAVESPEED_POOL", "default_pool"),
     ).expand_kwargs(EDITS)
+    check_budget >> edits

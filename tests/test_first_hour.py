@@ -84,7 +84,7 @@ def test_the_log_says_what_was_uploaded_and_where_outputs_went(
     out, err = capfd.readouterr()
     logs = "\n".join((caplog.text, out, err))
     assert f"Uploaded images[0] {sample_png_path} as {wavespeed_conn.base_url}/media/" in logs
-    assert f"Stored the outputs of prediction" in logs and path in logs
+    assert "Stored the outputs of prediction" in logs and path in logs
 
 
 def test_mapped_edits_are_labelled_by_their_prompt() -> None:

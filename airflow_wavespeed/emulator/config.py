@@ -40,6 +40,11 @@ class EmulatorConfig:
     # Output images are the real API sizes (1024x1024, 1024x1536, ...) times this factor.
     scale: float = 1.0
     balance: float = 100.0
+    # What POST /api/v3/model/pricing quotes, in USD, for a model not named in model_prices; each completed
+    # prediction lowers the balance by its price.
+    price_usd: float = 0.06
+    # Per-model prices, "model=USD,model=USD"; "model=none" answers no price for that model.
+    model_prices: str | None = None
     sync_timeout_seconds: float = 30.0
     # The HTTP status of that code-5004 answer: the docs do not say whether it is 200 or 504.
     sync_timeout_http_status: int = 200
@@ -74,6 +79,11 @@ class EmulatorConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable view, as answered by the control endpoint."""
         return dataclasses.asdict(self)
+
+    def price_of(self, model: str) -> float | None:
+        """The quoted price of one run of ``model``: ``model_prices``, else ``price_usd``."""
+        prices = parse_model_prices(self.model_prices)
+        return prices.get(model, self.price_usd)
 
     def copy(self) -> EmulatorConfig:
         """An independent copy (all fields are immutable values)."""
@@ -138,6 +148,8 @@ def coerce_field(name: str, value: Any, *, from_text: bool = False) -> Any:
             raise ValueError(f"{name} must be a string")
         if name in ("retry_after", "unavailable_retry_after"):
             _check_retry_after(value)
+        if name == "model_prices":
+            parse_model_prices(value)
         return value
     raise ValueError(f"{name} has an unsupported type")  # pragma: no cover - all fields are covered
 
@@ -159,6 +171,26 @@ def _parse_text(name: str, base: Any, text: str) -> Any:
     except ValueError:
         raise ValueError(f"{name}: cannot parse {text!r}") from None
     return text
+
+
+def parse_model_prices(text: str | None) -> dict[str, float | None]:
+    """``"a/b=0.1,c/d=none"`` as ``{"a/b": 0.1, "c/d": None}``; raises ValueError on anything else."""
+    prices: dict[str, float | None] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        model, sep, price = item.rpartition("=")
+        if not sep or not model:
+            raise ValueError(f"model_prices: {item!r} is not model=USD")
+        if price.strip().lower() == "none":
+            prices[model.strip()] = None
+            continue
+        try:
+            value = float(price)
+        except ValueError:
+            raise ValueError(f"model_prices: {price!r} is not a price") from None
+        if value < 0:
+            raise ValueError("model_prices: a price must be >= 0")
+        prices[model.strip()] = value
+    return prices
 
 
 def _check_retry_after(value: str) -> None:

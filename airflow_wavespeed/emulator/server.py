@@ -88,6 +88,7 @@ def create_app(
     router.add_post("/_emulator/reset", _control_reset)
     router.add_get("/_emulator/predictions", _control_predictions)
     router.add_get("/api/v3/balance", _balance)
+    router.add_post("/api/v3/model/pricing", _pricing)
     router.add_post("/api/v3/media/upload/binary", _upload_binary)
     router.add_post("/api/v3/media/uploads", _upload_ticket)
     router.add_put("/upload/{token}", _upload_put)
@@ -408,6 +409,25 @@ async def _balance(request: web.Request) -> web.StreamResponse:
     if denied is not None:
         return denied
     return _envelope({"balance": request.app[STATE_KEY].config.balance})
+
+
+async def _pricing(request: web.Request) -> web.StreamResponse:
+    """POST /api/v3/model/pricing ``{"model_id", "inputs"}``: the run's ``unit_price`` in USD, billing nothing."""
+    denied = _check_auth(request)
+    if denied is not None:
+        return denied
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "body must be JSON")
+    model = body.get("model_id") if isinstance(body, dict) else None
+    if not isinstance(model, str) or not model or not isinstance(body.get("inputs", {}), dict):
+        return _error(400, "model_id (a model path) and inputs (an object) are required")
+    price = request.app[STATE_KEY].config.price_of(model)
+    data: dict[str, Any] = {"model_id": model, "currency": "USD"}
+    if price is not None:
+        data["unit_price"] = price
+    return _envelope(data)
 
 
 async def _upload_binary(request: web.Request) -> web.StreamResponse:

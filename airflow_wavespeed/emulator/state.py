@@ -377,6 +377,10 @@ class EmulatorState:
         else:
             prediction.outputs = [prediction.base_url + prediction.output_path]
         prediction.status = "completed"
+        price = self.config.price_of(prediction.model)
+        if price:
+            # Billed on completion, as the account's balance shows it.
+            self.config.balance = max(0.0, round(self.config.balance - price, 6))
 
     async def _work(self, prediction: Prediction) -> None:
         """Background task of a prediction; an interrupted one fails instead of hanging in processing."""

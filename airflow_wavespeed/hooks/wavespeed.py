@@ -8,6 +8,7 @@ that submits and defers never loads it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -357,6 +358,36 @@ class WaveSpeedHook(BaseHook):
                 f"upload {name}: no 'download_url' in the answer", http_status=200, body=str(data)
             )
         return url
+
+    def get_price(self, model: str, inputs: dict[str, Any]) -> float | None:
+        """Quote what one run of ``model`` with ``inputs`` would cost, in USD, without billing anything
+        (``POST /api/v3/model/pricing``). None when the API gives no usable price: a missing price is
+        unknown, never free.
+        """
+        validate_model(model)
+        body = check_json({"model_id": model, "inputs": inputs}, argument="inputs")
+        try:
+            data, _ = self._request(
+                "POST", "/api/v3/model/pricing", context=f"quote {model}", parse=envelope, data=body
+            )
+        except WaveSpeedNotFoundError:
+            return None  # no price for this model (or no pricing route): unknown, never free
+        price = data.get("unit_price")
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
+            return None
+        return float(price)
+
+    def get_balance(self) -> float:
+        """The account balance in USD (``GET /api/v3/balance``; the newer ``/api/v3/account/balance`` when
+        the first answers 404)."""
+        try:
+            data, _ = self._request("GET", "/api/v3/balance", context="get balance", parse=envelope)
+        except WaveSpeedNotFoundError:
+            data, _ = self._request("GET", "/api/v3/account/balance", context="get balance", parse=envelope)
+        balance = data.get("balance")
+        if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not math.isfinite(balance):
+            raise WaveSpeedMalformedResponseError("get balance: no numeric 'balance'", http_status=200, body=str(data))
+        return float(balance)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with the cheapest call there is, ``GET /api/v3/balance`` (bills nothing).

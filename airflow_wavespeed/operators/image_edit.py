@@ -21,6 +21,8 @@ from airflow_wavespeed.utils.validation import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_wavespeed.prediction import Prediction
+
 GPT_IMAGE_2_EDIT = "openai/gpt-image-2/edit"
 #: A mapped edit's label in the UI: its prompt (instead of 0, 1, 2). ``map_index_template=`` overrides it.
 PROMPT_LABEL = "{{ task.prompt | truncate(60) }}"
@@ -90,6 +92,15 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         if self.aspect_ratio is not None:
             inputs["aspect_ratio"] = self.aspect_ratio
         return inputs
+
+    def lineage_inputs(self) -> list[str]:
+        """The images as the user gave them: URLs, ``s3://`` objects, local files."""
+        return check_images(self.images)
+
+    def metadata(self, prediction: Prediction) -> dict[str, Any]:
+        """Also the prompt (its first 1,000 characters), which a reviewer reads beside the images."""
+        prompt = str(self.prompt)
+        return {**super().metadata(prediction), "prompt": prompt if len(prompt) <= 1000 else prompt[:1000] + "…"}
 
     def _check_edit_arguments(self, *, rendered: bool) -> None:
         if rendered or not is_templated(self.images):

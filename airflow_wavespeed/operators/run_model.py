@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_wavespeed.exceptions import WaveSpeedInputError, WaveSpeedNotFoundError
+from airflow_wavespeed.exceptions import WaveSpeedInputError, WaveSpeedNotFoundError, WaveSpeedSpendLimitError
 from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
@@ -31,6 +31,7 @@ from airflow_wavespeed.utils.validation import (
     check_output_uri,
     check_positive,
     check_positive_int,
+    check_usd,
     is_templated,
     validate_model,
 )
@@ -68,6 +69,10 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
     :param key_template: file name / object key under ``output_uri``; see ``store_outputs``.
     :param max_output_bytes: refuse to copy an output larger than this.
     :param aws_conn_id: Amazon connection for ``s3://`` inputs and outputs.
+    :param max_cost_usd: quote the run first (``POST /api/v3/model/pricing``, not billed) and refuse to
+        submit when the quote is above this or unknown. The quote is recorded as ``cost_usd`` in the
+        ``prediction`` XCom.
+    :param min_balance_usd: refuse to submit when the account balance is below this.
     :param allow_private_output_hosts: fetch outputs from private addresses too (a private deployment);
         by default outputs come only from public hosts and the connection's own base URL.
     :param wavespeed_conn_id: the WaveSpeed connection.
@@ -96,6 +101,8 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         key_template: str | None = None,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         aws_conn_id: str | None = "aws_default",
+        max_cost_usd: float | None = None,
+        min_balance_usd: float | None = None,
         allow_private_output_hosts: bool = False,
         wavespeed_conn_id: str = "wavespeed_default",
         hook_params: dict[str, Any] | None = None,
@@ -116,6 +123,10 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.key_template = key_template
         self.max_output_bytes = max_output_bytes
         self.aws_conn_id = aws_conn_id
+        self.max_cost_usd = None if max_cost_usd is None else check_usd(max_cost_usd, argument="max_cost_usd")
+        self.min_balance_usd = None if min_balance_usd is None else check_usd(min_balance_usd, argument="min_balance_usd")
+        #: The quote made before submitting, when ``max_cost_usd`` asked for one.
+        self.cost_usd: float | None = None
         self._set_hook_arguments(wavespeed_conn_id, hook_params, allow_private_output_hosts)
         self._check_run_arguments(rendered=False)
 
@@ -134,6 +145,17 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         """The JSON inputs to submit. Runs once per submit, after validation."""
         return dict(self.inputs)
 
+    def lineage_inputs(self) -> list[str]:
+        """The input locations lineage tools should see (none for a generic model's inputs)."""
+        return []
+
+    def metadata(self, prediction: Prediction) -> dict[str, Any]:
+        """The ``prediction`` XCom: the prediction's small metadata, plus the quote when one was made."""
+        metadata = prediction.to_xcom()
+        if self.cost_usd is not None:
+            metadata["cost_usd"] = self.cost_usd
+        return metadata
+
     # ------------------------------------------------------------ the flow
 
     @property
@@ -147,7 +169,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.validate_arguments()
         prediction = self._submit_or_resume(context)
         if not self.wait_for_completion:
-            context["ti"].xcom_push(key="prediction", value=prediction.to_xcom())
+            context["ti"].xcom_push(key="prediction", value=self.metadata(prediction))
             self._ledger(context).forget()
             return prediction.id
         if not prediction.status.is_terminal():
@@ -167,6 +189,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         event: dict[str, Any] | None = None,
         prediction_id: str | None = None,
         operator_seconds: float | None = None,
+        cost_usd: float | None = None,
     ) -> Any:
         """Resume after the trigger fired: finish, or raise with the prediction id and the reason."""
         from airflow_wavespeed.prediction import inline_outputs_error
@@ -176,10 +199,12 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         resumed = PredictionEvent.from_payload(event, expected_id=prediction_id)
         if operator_seconds is None:
             # dag.test() resumes with the event alone, dropping defer()'s kwargs; the deferring run
-            # left its timings in the ``prediction`` XCom.
+            # left its timings (and quote) in the ``prediction`` XCom.
             ti = context["ti"]
             pending = ti.xcom_pull(task_ids=self.task_id, key="prediction", map_indexes=ti.map_index) or {}
             operator_seconds = (pending.get("task_timings") or {}).get("operator_seconds")
+            cost_usd = pending.get("cost_usd")
+        self.cost_usd = cost_usd
         timings = TaskTimings.resumed(operator_seconds, resumed.waited_seconds)
         prediction = resumed.terminal_prediction()
         if resumed.outputs_left_out:
@@ -195,9 +220,11 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         previous = ledger.recorded()
         prediction = self._resume(previous, ledger) if previous else None
         if prediction is None:
+            inputs = self.build_inputs(context)
+            self.cost_usd = self._check_spend(inputs)
             prediction = self.hook.submit(
                 self.model,
-                self.build_inputs(context),
+                inputs,
                 enable_sync_mode=self.enable_sync_mode,
                 enable_base64_output=self.enable_base64_output,
             )
@@ -205,6 +232,34 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
         WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, prediction.id))
         return prediction
+
+    def _check_spend(self, inputs: dict[str, Any]) -> float | None:
+        """The spend guards, before the billed submit: returns the quote when ``max_cost_usd`` asked for one.
+
+        A refusal is a :class:`WaveSpeedSpendLimitError`: it fails the task without its retries.
+        """
+        quote = None
+        if self.max_cost_usd is not None:
+            quote = self.hook.get_price(self.model, inputs)
+            if quote is None:
+                raise WaveSpeedSpendLimitError(
+                    f"WaveSpeed gave no price for {self.model}, so max_cost_usd={self.max_cost_usd:g} cannot be "
+                    "checked; nothing was submitted"
+                )
+            self.log.info("%s quoted at %.4f USD (max_cost_usd=%g)", self.model, quote, self.max_cost_usd)
+            if quote > self.max_cost_usd:
+                raise WaveSpeedSpendLimitError(
+                    f"{self.model} is quoted at {quote:.4f} USD for these inputs, above max_cost_usd="
+                    f"{self.max_cost_usd:g}; nothing was submitted"
+                )
+        if self.min_balance_usd is not None:
+            balance = self.hook.get_balance()
+            if balance < self.min_balance_usd:
+                raise WaveSpeedSpendLimitError(
+                    f"The WaveSpeed balance is {balance:.4f} USD, below min_balance_usd={self.min_balance_usd:g}; "
+                    f"nothing was submitted to {self.model}"
+                )
+        return quote
 
     def _resume(self, prediction_id: str, ledger: PredictionLedger) -> Prediction | None:
         """The prediction an earlier try submitted; None only when WaveSpeed reported it failed.
@@ -236,7 +291,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
 
         self.log.info("Deferring to the triggerer after %.2f s of the operator's code", timings.operator_seconds)
         # What the prediction looks like while it waits; replaced by the final metadata on completion.
-        context["ti"].xcom_push(key="prediction", value={**prediction.to_xcom(), "task_timings": timings.to_xcom()})
+        context["ti"].xcom_push(key="prediction", value={**self.metadata(prediction), "task_timings": timings.to_xcom()})
         defer_to_trigger(
             self,
             prediction.id,
@@ -245,14 +300,18 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             timeout=self.timeout_seconds,
             hook_params=self.hook_params,
             include_outputs=not self.enable_base64_output,
-            kwargs={"prediction_id": prediction.id, "operator_seconds": timings.operator_seconds},
+            kwargs={
+                "prediction_id": prediction.id,
+                "operator_seconds": timings.operator_seconds,
+                "cost_usd": self.cost_usd,
+            },
         )
 
     def _complete(self, context: Context, prediction: Prediction, timings: TaskTimings) -> list[str]:
         """Check, store and return the outputs; record where the task's time went."""
         from airflow_wavespeed.prediction import accepted_outputs
 
-        metadata = prediction.to_xcom()
+        metadata = self.metadata(prediction)
         try:
             outputs = accepted_outputs(prediction, self.nsfw_policy, will_store=bool(self.output_uri))
             if self.output_uri:
@@ -262,6 +321,10 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             metadata["task_timings"] = timings.stop().to_xcom()
             context["ti"].xcom_push(key="prediction", value=metadata)
         self._ledger(context).forget()
+        from airflow_wavespeed.utils.lineage import report_to_airflow
+
+        self.lineage_outputs = list(outputs)
+        report_to_airflow(self.hook, inputs=self.lineage_inputs(), outputs=outputs)
         self.log.info(
             "Prediction %s completed with %d output(s); task timings: %s",
             prediction.id,
@@ -285,6 +348,12 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         )
         emit_asset_events(context, self, stored)
         return stored
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the images that fed the edit and where its outputs are (or were stored)."""
+        from airflow_wavespeed.utils.lineage import openlineage_facets
+
+        return openlineage_facets(inputs=self.lineage_inputs(), outputs=getattr(self, "lineage_outputs", []))
 
     # ------------------------------------------------------------ resuming across tries
 

@@ -25,6 +25,7 @@ from airflow_wavespeed.utils.validation import (
     check_positive_int,
     check_s3_prefix,
     is_templated,
+    scheme_of,
     validate_prediction_id,
 )
 
@@ -121,7 +122,18 @@ class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
         emit_asset_events(context, self, stored)
         for output, uri in zip(outputs, stored, strict=True):
             self.log.info("Stored %s as %s", describe(output), uri)
+        from airflow_wavespeed.utils.lineage import report_to_airflow
+
+        self.lineage = ([o for o in outputs if scheme_of(o) in ("http", "https")], stored)
+        report_to_airflow(self.hook, inputs=self.lineage[0], outputs=stored)
         return stored
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the output URLs read and the S3 objects written."""
+        from airflow_wavespeed.utils.lineage import openlineage_facets
+
+        inputs, outputs = getattr(self, "lineage", ([], []))
+        return openlineage_facets(inputs=inputs, outputs=outputs)
 
     def _upstream_prediction_id(self, context: Context) -> str | None:
         """The ``prediction_id`` XCom of the task the outputs came from, if exactly one task has one."""

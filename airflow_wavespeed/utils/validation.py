@@ -140,6 +140,13 @@ def check_json(value: Any, *, argument: str) -> bytes:
         ) from None
 
 
+def check_usd(value: Any, *, argument: str) -> float:
+    """An amount of US dollars: a finite number, zero or more."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise WaveSpeedInputError(f"{argument} must be an amount of US dollars (a number, 0 or more), got {value!r}")
+    return float(value)
+
+
 def check_dict(value: Any, *, argument: str) -> dict[str, Any]:
     if value is None:
         return {}

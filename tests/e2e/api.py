@@ -56,6 +56,9 @@ class AirflowApi:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self._request("POST", path, json=body).json()
 
+    def patch(self, path: str, body: dict[str, Any]) -> Any:
+        return self._request("PATCH", path, json=body).json()
+
     # -- what the test asks ------------------------------------------------------------------------
 
     def dag_ids(self) -> set[str]:
@@ -105,6 +108,11 @@ class AirflowApi:
         if isinstance(content, list):
             return "\n".join(json.dumps(entry, default=str) for entry in content)
         return str(content)
+
+
+def hitl_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """A human-in-the-loop task's details (Airflow 3.1+): GET to read the form, PATCH to answer it."""
+    return f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/{map_index}/hitlDetails"
 
 
 class ApiError(Exception):

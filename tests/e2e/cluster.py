@@ -74,7 +74,9 @@ class EmulatorProcess:
 class AirflowCluster:
     """A temporary AIRFLOW_HOME on SQLite with LocalExecutor, every component a separate process group."""
 
-    def __init__(self, root: Path, connection: dict[str, str], budget: Budget) -> None:
+    def __init__(
+        self, root: Path, connection: dict[str, str], budget: Budget, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.budget = budget
         self.home = root / "airflow-home"
         self.output_dir = root / "outputs"
@@ -87,7 +89,7 @@ class AirflowCluster:
         #: Trigger kwargs are stored encrypted with this key; the test decrypts them to inspect them.
         self.fernet_key = Fernet.generate_key().decode()
         (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: self.password}))
-        self.env = self._environment(connection)
+        self.env = {**self._environment(connection), **(extra_env or {})}
         #: The live process of each component; a restarted one replaces its entry.
         self.components: dict[str, ManagedProcess] = {}
         #: Every process ever started, for log scans and the final stop.

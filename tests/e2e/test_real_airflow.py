@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.api import AirflowApi
+from tests.e2e.api import AirflowApi, hitl_path
 from tests.e2e.cluster import AirflowCluster, EmulatorProcess
 from tests.e2e.processes import Budget, tail, wait_for
 from tests.e2e.secret_scan import files_containing, files_under, sqlite_cells_containing
@@ -32,12 +32,14 @@ pytestmark = pytest.mark.e2e
 
 EDIT_DAG = "wavespeed_image_edit"
 SENSE_DAG = "wavespeed_submit_then_sense"
+REVIEW_DAG = "wavespeed_review_and_publish"
+PUBLISH_BUCKET = "ws-e2e-published"
 TRIGGER_CLASS = "WaveSpeedPredictionTrigger"
 TRIGGER_CLASSPATH = f"airflow_wavespeed.triggers.prediction.{TRIGGER_CLASS}"
 EMULATED_FAILURE = "Emulated failure: the model rejected this request"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Every wait is cut short so the module ends (pass or fail) within 5 minutes, teardown included.
-MODULE_BUDGET_SECONDS = 240.0
+MODULE_BUDGET_SECONDS = 330.0
 #: Model latency of the first runs. Real edits take 10-60 s; much shorter ones race Airflow itself:
 #: when a trigger fires before the scheduler has seen the deferred attempt's exit, Airflow 3.1-3.3
 #: can fail the resumed task ("state mismatch", apache/airflow#66374, #71580).
@@ -90,6 +92,7 @@ class Stack:
     emulator: EmulatorProcess
     api_key: str
     budget: Budget
+    moto_url: str = ""
     runs: list[RunWatch] = field(default_factory=list)
     #: Every XCom value and decrypted trigger kwargs read during the module (for the secret scan).
     read_back: list[Any] = field(default_factory=list)
@@ -157,20 +160,41 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     (root / "process-logs").mkdir()
     emulator: EmulatorProcess | None = None
     cluster: AirflowCluster | None = None
+    from moto.server import ThreadedMotoServer
+
+    from tests.s3_fixtures import aws_connection_json
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
     try:
+        moto_url = "http://{}:{}".format(*moto.get_host_and_port())
+        s3_client(moto_url).create_bucket(Bucket=PUBLISH_BUCKET)
         emulator = EmulatorProcess(api_key, root / "process-logs", budget, RUN_PROCESSING_SECONDS)
         connection = {"conn_type": "wavespeed", "password": api_key, "host": emulator.base_url}
-        cluster = AirflowCluster(root, connection, budget)
+        s3_env = {
+            "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_json(moto_url),
+            "WAVESPEED_PUBLISH_PREFIX": f"s3://{PUBLISH_BUCKET}/published",
+        }
+        cluster = AirflowCluster(root, connection, budget, extra_env=s3_env)
         cluster.migrate()
         cluster.start_all()
         cluster.wait_healthy()
-        cluster.wait_dags({EDIT_DAG, SENSE_DAG})
-        yield Stack(cluster, emulator, api_key, budget)
+        cluster.wait_dags({EDIT_DAG, SENSE_DAG, REVIEW_DAG})
+        yield Stack(cluster, emulator, api_key, budget, moto_url=moto_url)
     finally:
         if cluster is not None:
             cluster.stop_all()
         if emulator is not None:
             emulator.close()
+        moto.stop()
+
+
+def s3_client(endpoint_url: str) -> Any:
+    import boto3
+
+    from tests.s3_fixtures import MOTO_KEYS, MOTO_REGION
+
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=MOTO_REGION, **MOTO_KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -375,6 +399,44 @@ def test_testing_a_connection_through_the_api_names_no_temporary_id(stack: Stack
         "/connections/test", {**form, "host": stack.emulator.base_url + "/api/v3/", "password": stack.api_key}
     )
     assert path["status"] is False and "the base URL is the host only" in path["message"], path
+
+
+def test_only_the_approved_run_publishes(stack: Stack) -> None:
+    """Issue 13: edit, review in the UI's stead (Airflow's REST API), publish on approval only."""
+    runs = {
+        "approve": stack.trigger(REVIEW_DAG, {"prompt": "Approve me: a white studio background"}),
+        "reject": stack.trigger(REVIEW_DAG, {"prompt": "Reject me: a neon background"}),
+    }
+    forms: dict[str, Any] = {}
+
+    def forms_ready() -> bool:
+        for name, run in runs.items():
+            if name not in forms:
+                try:
+                    forms[name] = stack.api.get(hitl_path(REVIEW_DAG, run.run_id, "review"))
+                except Exception:  # not asked yet: the edit is still running
+                    pass
+        return len(forms) == len(runs)
+
+    wait_for(forms_ready, timeout=120, what="both review forms", budget=stack.budget, processes=stack.cluster.live())
+    for name, form in forms.items():
+        body = form["body"]
+        assert "![edit 1, image 1](" in body and "0.0600 USD (quoted)" in body and "none flagged" in body, body
+        assert ("Approve me" if name == "approve" else "Reject me") in body
+    answer = {"approve": "Approve", "reject": "Reject"}
+    for name, run in runs.items():
+        stack.api.patch(
+            hitl_path(REVIEW_DAG, run.run_id, "review"), {"chosen_options": [answer[name]], "params_input": {}}
+        )
+    stack.watch(list(runs.values()), timeout=90, what="the reviewed runs to finish")
+    approved, rejected = runs["approve"], runs["reject"]
+    assert approved.states["publish"][-1] == "success", approved.summary()
+    assert rejected.states["publish"][-1] == "skipped", rejected.summary()
+    published = stack.xcom(approved, "publish")
+    keys = [o["Key"] for o in s3_client(stack.moto_url).list_objects_v2(Bucket=PUBLISH_BUCKET).get("Contents", [])]
+    assert [f"s3://{PUBLISH_BUCKET}/{key}" for key in keys] == published, "only the approved run published"
+    rejected_id = stack.xcom(rejected, "edit", "prediction_id")
+    assert not any(rejected_id in key for key in keys)
 
 
 def test_the_api_key_is_nowhere(stack: Stack) -> None:

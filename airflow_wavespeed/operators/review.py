@@ -1,0 +1,138 @@
+"""Human review of WaveSpeed edits before anything is published.
+
+:class:`WaveSpeedReviewOperator` is Airflow's ``ApprovalOperator`` (standard provider, Airflow 3.1+) whose
+form shows the edits of an upstream task: every image inline, with the prompt, the quoted cost and the
+NSFW flags. Approve and the downstream tasks run (a ``WaveSpeedToS3Operator`` that publishes, say);
+reject and they are skipped, so nothing is published. :func:`review_markdown` builds the same body for
+DAGs that use ``HITLOperator`` or ``ApprovalOperator`` directly.
+
+The reviewer's browser loads the images itself, so they must be reachable from it: WaveSpeed's output
+URLs are; outputs already copied to S3 are shown through presigned URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+from airflow_wavespeed.utils.validation import check_positive, scheme_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: How long presigned links to S3 outputs stay valid for the reviewer (S3 allows at most 7 days).
+DEFAULT_PRESIGN_SECONDS = 7 * 24 * 3600
+
+
+def review_markdown(edits: Iterable[tuple[Mapping[str, Any] | None, Sequence[str]]], *, title: str = "") -> str:
+    """The Markdown a reviewer reads: per edit its prompt, cost, NSFW flags and every image inline.
+
+    :param edits: ``(prediction metadata, image URLs)`` per edit: the ``prediction`` XCom of an edit
+        task (or None) and URLs the reviewer's browser can load.
+    :param title: an optional first line.
+    """
+    lines = [f"### {title}", ""] if title else []
+    for n, (metadata, urls) in enumerate(edits, start=1):
+        meta = dict(metadata or {})
+        flags = [bool(flag) for flag in meta.get("has_nsfw_contents") or []]
+        cost = meta.get("cost_usd")
+        rows = [
+            ("Prompt", _cell(meta.get("prompt") or "(not recorded)")),
+            ("Prediction", f"`{meta.get('id', '?')}` ({meta.get('model', '?')}, {meta.get('status', '?')})"),
+            ("Cost", f"{cost:.4f} USD (quoted)" if isinstance(cost, (int, float)) else "not quoted"),
+            ("NSFW", ("**flagged**: " + ", ".join(f"image {i + 1}" for i, f in enumerate(flags) if f)) if any(flags) else "none flagged"),
+        ]  # fmt: skip
+        lines += [f"**Edit {n}**", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+        lines += [f"![edit {n}, image {i}]({_url(url)})" for i, url in enumerate(urls, start=1)] or ["(no images)"]
+        lines.append("")
+    return "\n".join(lines).strip() + "\n"
+
+
+class WaveSpeedReviewOperator(ApprovalOperator):
+    """
+    Ask a person to approve the edits of an upstream WaveSpeed task; the form shows every image.
+
+    :param edit_task_id: the edit task (mapped or not) whose ``prediction`` XCom and outputs are shown.
+    :param outputs_task_id: where the image locations come from when not the edit's ``return_value``,
+        e.g. a ``WaveSpeedToS3Operator`` that staged them (``s3://`` outputs are presigned).
+    :param aws_conn_id: the Amazon connection that presigns ``s3://`` outputs.
+    :param presign_seconds: how long a presigned link stays valid (at most 7 days).
+    :param subject: the form's headline; by default it names the edit task.
+
+    Every other argument is ``ApprovalOperator``'s (``response_timeout``, ``assigned_users``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        edit_task_id: str,
+        outputs_task_id: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        presign_seconds: float = DEFAULT_PRESIGN_SECONDS,
+        subject: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("body", "The edits are shown when this task runs.")
+        super().__init__(subject=subject or f"Review the WaveSpeed edits of {edit_task_id}", **kwargs)
+        self.edit_task_id = edit_task_id
+        self.outputs_task_id = outputs_task_id
+        self.aws_conn_id = aws_conn_id
+        self.presign_seconds = check_positive(presign_seconds, argument="presign_seconds", maximum=DEFAULT_PRESIGN_SECONDS)
+
+    def execute(self, context: Context) -> Any:
+        self.body = self.review_body(context)
+        return super().execute(context)
+
+    def review_body(self, context: Context) -> str:
+        """Read the edits from XCom (every map index of a mapped edit) and build the form's Markdown."""
+        ti = context["ti"]
+        metadata = _per_map_index(ti.xcom_pull(task_ids=self.edit_task_id, key="prediction"))
+        outputs = _per_map_index(ti.xcom_pull(task_ids=self.outputs_task_id or self.edit_task_id))
+        edits = []
+        for n, meta in enumerate(metadata or [None] * len(outputs)):
+            urls = outputs[n] if n < len(outputs) else []
+            edits.append((meta, [self._browser_url(url) for url in _as_list(urls)]))
+        return review_markdown(edits, title=f"{len(edits)} edit(s) from task `{self.edit_task_id}`")
+
+    def _browser_url(self, location: str) -> str:
+        if scheme_of(location) != "s3":
+            return location
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from airflow_wavespeed.utils.validation import parse_s3_uri
+
+        bucket, key = parse_s3_uri(location)
+        url: str = S3Hook(aws_conn_id=self.aws_conn_id).get_conn().generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(self.presign_seconds)
+        )
+        return url
+
+
+def _per_map_index(value: Any) -> list[Any]:
+    """An XCom pull as one entry per edit: a mapped task answers a sequence of per-index values."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    items = list(value) if not isinstance(value, str) else [value]
+    if items and all(isinstance(item, str) for item in items):
+        return [items]  # one unmapped edit's list of outputs
+    return items
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [item for item in value or [] if isinstance(item, str)]
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (the prompt is the user's own, but may hold pipes)."""
+    return " ".join(str(text).split()).replace("|", "\\|")[:2000]
+
+
+def _url(url: str) -> str:
+    """A URL safe inside Markdown's ``(...)``."""
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")

@@ -1,0 +1,87 @@
+"""Which images fed an edit and where its outputs went, for lineage tools (OpenLineage, Marquez, DataHub).
+
+Two channels, one set of locations:
+
+- Airflow's hook-lineage collector (through ``apache-airflow-providers-common-compat``, which covers
+  Airflow 3.1 to 3.3): :func:`report_to_airflow`, called when a task has its inputs and outputs.
+- OpenLineage facets: :func:`openlineage_facets`, returned by the operators'
+  ``get_openlineage_facets_on_complete``. Datasets follow OpenLineage's naming spec: S3 as namespace
+  ``s3://bucket`` and the key as name, local files as namespace ``file`` and the path, URLs as namespace
+  ``scheme://host[:port]`` and the path.
+
+Locations are URIs: ``https://…`` (inputs given as URLs, and outputs WaveSpeed serves), ``s3://bucket/key``,
+``file:///abs/path``. Base64 outputs and query strings (which can hold signatures) are never reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_wavespeed.utils.validation import parse_s3_uri, scheme_of
+
+log = logging.getLogger(__name__)
+
+
+def location_uri(location: str) -> str | None:
+    """A lineage URI for an input, a stored output or an output URL; None for any other scheme.
+
+    Callers pass locations only (base64 outputs are always stored first, and only where they went is
+    reported), so a string without a scheme is a local path.
+    """
+    scheme = scheme_of(location)
+    if scheme in ("http", "https"):
+        parts = urlsplit(location)
+        return urlunsplit((parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
+    if scheme == "s3":
+        return location
+    if scheme in ("", "file"):
+        return Path(location.removeprefix("file://")).expanduser().resolve().as_uri()
+    return None
+
+
+def dataset_name(uri: str) -> tuple[str, str]:
+    """OpenLineage's ``(namespace, name)`` for a lineage URI."""
+    scheme = scheme_of(uri)
+    if scheme == "s3":
+        bucket, key = parse_s3_uri(uri)
+        return f"s3://{bucket}", key
+    if scheme == "file":
+        return "file", urlsplit(uri).path
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}", parts.path or "/"
+
+
+def uris(locations: Iterable[str]) -> list[str]:
+    return [uri for uri in (location_uri(location) for location in locations) if uri is not None]
+
+
+def report_to_airflow(context: Any, *, inputs: Iterable[str], outputs: Iterable[str]) -> None:
+    """Hand the locations to Airflow's hook-lineage collector, attributed to ``context`` (the task's hook).
+
+    Lineage is reported, never required: a collector that fails is logged and the task goes on.
+    """
+    try:
+        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
+
+        collector = get_hook_lineage_collector()  # type: ignore[no-untyped-call]
+        for uri in uris(inputs):
+            collector.add_input_asset(context=context, uri=uri)
+        for uri in uris(outputs):
+            collector.add_output_asset(context=context, uri=uri)
+    except Exception as error:  # lineage must never fail an edit that succeeded
+        log.warning("Could not report lineage to Airflow: %s", error)
+
+
+def openlineage_facets(*, inputs: Iterable[str], outputs: Iterable[str]) -> Any:
+    """An ``OperatorLineage`` with the inputs and outputs as OpenLineage datasets (imports on use)."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from openlineage.client.event_v2 import Dataset
+
+    def datasets(locations: Iterable[str]) -> list[Any]:
+        return [Dataset(namespace=ns, name=name) for ns, name in (dataset_name(u) for u in dict.fromkeys(uris(locations)))]
+
+    return OperatorLineage(inputs=datasets(inputs), outputs=datasets(outputs))
