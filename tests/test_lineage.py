@@ -38,7 +38,7 @@ def test_the_hook_lineage_collector_gets_inputs_and_stored_outputs(
     wavespeed_conn: Emulator, emulator_image_url: str, sample_png_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.providers.common.compat.lineage import hook as compat_hook
-    from airflow.sdk.lineage import HookLineageCollector
+    from airflow.providers.common.compat.sdk import HookLineageCollector  # airflow.sdk.lineage on 3.2+
 
     from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
 
