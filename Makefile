@@ -5,7 +5,7 @@ AIRFLOW_VERSION ?= 3.3.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: venv demo test lint package pytest e2e bench test-floor clean
+.PHONY: venv demo test lint package pytest e2e e2e-cluster bench test-floor clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,11 @@ pytest: venv
 
 e2e: venv
 	$(PY) -m pytest -q -m e2e
+
+# Airflow's production shape: PostgreSQL, CeleryExecutor on Redis, two triggerers, two workers (needs
+# Debian's postgresql and redis-server; .ci/run installs them).
+e2e-cluster: venv
+	$(PY) -m pytest -q -s -m cluster tests/cluster
 
 # The package users install: built from a clean copy of the sources, its metadata checked.
 package: venv

@@ -51,6 +51,7 @@ _HELP: dict[str, str] = {
     "submit_5xx_rate": "fraction of submits that create the prediction, then answer 500",
     "slow_rate": "fraction of result GETs delayed by --slow-seconds",
     "slow_seconds": "delay of slow result GETs",
+    "slow_submit_seconds": "how long a submit whose prompt holds [slow-submit] answers after creating it",
     "upload_5xx_rate": "fraction of uploads answering 503",
     "sync_504_rate": "fraction of sync-mode submits answering a gateway 504",
 }

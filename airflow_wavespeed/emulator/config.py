@@ -73,6 +73,8 @@ class EmulatorConfig:
     submit_5xx_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 0.0
+    # How long a submit whose prompt holds "[slow-submit]" waits, after creating the prediction, to answer.
+    slow_submit_seconds: float = 10.0
     upload_5xx_rate: float = 0.0
     sync_504_rate: float = 0.0
 

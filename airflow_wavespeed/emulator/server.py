@@ -39,6 +39,8 @@ RESOLUTIONS = ("1k", "2k", "4k")
 QUALITIES = ("low", "medium", "high")
 OUTPUT_FORMATS = ("jpeg", "png")
 SYNC_TIMEOUT_MESSAGE = "Sync mode timed out"
+#: A prompt holding this is created at once, then answered after ``slow_submit_seconds``.
+SLOW_SUBMIT_MARKER = "[slow-submit]"
 
 _CHUNK = 1 << 20
 _ZEROS = bytes(_CHUNK)
@@ -344,6 +346,9 @@ async def _submit(request: web.Request) -> web.StreamResponse:
         return _error(400, str(exc))
     prediction = state.create_prediction(model, spec, _base_url(request))
     _note_prediction(prediction.id)
+    if SLOW_SUBMIT_MARKER in spec.prompt:
+        # Created (and billed), then slow to answer: a client that dies now never learns the id.
+        await asyncio.sleep(config.slow_submit_seconds)
     if state.roll(config.submit_drop_rate):
         return _drop(request)
     if state.roll(config.submit_5xx_rate):
@@ -626,7 +631,7 @@ async def _prediction_page(request: web.Request) -> web.StreamResponse:
 async def _control_predictions(request: web.Request) -> web.StreamResponse:
     """A summary of every prediction (id, model, status, polls, error), for benchmarks."""
     summaries = [
-        {"id": p.id, "model": p.model, "status": p.status, "polls": p.polls, "error": p.error}
+        {"id": p.id, "model": p.model, "status": p.status, "polls": p.polls, "error": p.error, "prompt": p.prompt}
         for p in request.app[STATE_KEY].predictions.values()
     ]
     return web.json_response(summaries)

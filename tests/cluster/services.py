@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from tests.e2e.processes import Budget, ManagedProcess, free_port, wait_for
@@ -19,15 +20,17 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 class PostgresServer:
     """A throwaway PostgreSQL 15 cluster: trust auth on 127.0.0.1, fsync off, the database ``airflow``."""
 
-    def __init__(self, root: Path, log_dir: Path, budget: Budget) -> None:
+    def __init__(self, log_dir: Path, budget: Budget) -> None:
         self.port = free_port()
-        self.data = root / "pgdata"
-        self.sockets = root / "pgsock"
-        for folder in (root, self.sockets):
-            folder.mkdir(parents=True, exist_ok=True)
+        # Its own temp dir: pytest's are private to root, and the postgres user must reach its files.
+        self.root = Path(tempfile.mkdtemp(prefix="wavespeed-postgres-"))
+        self.data = self.root / "pgdata"
+        self.sockets = self.root / "pgsock"
+        self.sockets.mkdir()
         as_postgres = self._as_postgres()
-        shutil.chown(root, "postgres", "postgres")
-        shutil.chown(self.sockets, "postgres", "postgres")
+        if as_postgres:
+            for folder in (self.root, self.sockets):
+                shutil.chown(folder, "postgres", "postgres")
         subprocess.run(
             [*as_postgres, str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8"],
             check=True,
@@ -82,6 +85,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         self.process.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class RedisServer:
@@ -105,20 +109,22 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args], capture_output=True, text=True, timeout=30
-        )
-        return result.stdout
+        result = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args], capture_output=True, timeout=30)
+        return result.stdout.decode(errors="replace")
 
     def dump_text(self) -> str:
         """Every key and its value, as text, for the secret scan."""
         lines = []
         for key in filter(None, self.cli("--scan").splitlines()):
             kind = self.cli("TYPE", key).strip()
-            command = {"string": ["GET"], "list": ["LRANGE", key, "0", "-1"], "hash": ["HGETALL"], "set": ["SMEMBERS"]}
-            argv = command.get(kind, ["DUMP"])
-            lines.append(key)
-            lines.append(self.cli(*(argv if len(argv) > 1 else [argv[0], key])))
+            command = {
+                "string": ["GET", key],
+                "list": ["LRANGE", key, "0", "-1"],
+                "hash": ["HGETALL", key],
+                "set": ["SMEMBERS", key],
+                "zset": ["ZRANGE", key, "0", "-1", "WITHSCORES"],
+            }
+            lines += [key, self.cli(*command.get(kind, ["DUMP", key]))]
         return "\n".join(lines)
 
     def stop(self) -> None:
