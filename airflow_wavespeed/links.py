@@ -1,7 +1,9 @@
 """The "WaveSpeed prediction" extra link on operator and sensor tasks.
 
-The link is pushed to XCom as soon as the prediction id is known (before the task defers), so it
-works while the task is waiting in the triggerer.
+Airflow writes every extra link to XCom when a task's run ends, deferring included, by calling
+:meth:`WaveSpeedPredictionLink.get_link` on the worker. The task sets ``prediction_link`` as soon as it
+knows the prediction, so that write needs no XCom read and the link works while the task waits in the
+triggerer. The API server, which has no running task, reads the stored XCom.
 """
 
 from __future__ import annotations
@@ -32,8 +34,13 @@ class WaveSpeedPredictionLink(BaseOperatorLink):
     name = "WaveSpeed prediction"
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
+        known = getattr(operator, "prediction_link", None)  # set by the running task
+        if isinstance(known, str) and known:
+            return known
         return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
 
-    @classmethod
-    def persist(cls, context: Any, url: str) -> None:
-        context["ti"].xcom_push(key=cls().xcom_key, value=url)
+
+def written_already(task: Any) -> None:
+    """A task resumed from the triggerer has no new link: its deferring run wrote it. Without this,
+    Airflow would read it back and write it again, two calls to its API for nothing."""
+    task.operator_extra_links = ()

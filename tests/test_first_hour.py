@@ -16,7 +16,7 @@ import requests
 
 from airflow_wavespeed.emulator import Emulator
 from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
-from airflow_wavespeed.links import prediction_url
+from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url
 from airflow_wavespeed.operators.image_edit import PROMPT_LABEL, WaveSpeedImageEditOperator
 from tests.conftest import connection_json
 from tests.task_context import make_context
@@ -32,7 +32,7 @@ def test_the_extra_link_opens_a_keyless_page_of_the_prediction(
     )
     context = make_context()
     (output,) = edit.execute(context)
-    link = context["ti"].xcoms["_link_WaveSpeedPredictionLink"]
+    link = WaveSpeedPredictionLink().get_link(edit, ti_key=None)  # what Airflow writes when the run ends
     prediction_id = context["ti"].xcoms["prediction_id"]
     assert link == f"{wavespeed_conn.base_url}/predictions/{prediction_id}"
     page = requests.get(link, timeout=10)  # as a browser: no Authorization header

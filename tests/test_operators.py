@@ -68,11 +68,12 @@ def test_deferrable_edit_defers_then_returns_output_urls(wavespeed_conn: Emulato
     prediction_id = context["ti"].xcoms["prediction_id"]
     assert trigger.prediction_id == prediction_id and trigger.poll_interval == 0.05
     assert trigger.end_time is not None and 100 < trigger.end_time - time.time() <= 120
-    assert deferred.value.method_name == "execute_complete"
-    link = context["ti"].xcoms[WaveSpeedPredictionLink().xcom_key]
+    assert deferred.value.method_name == "execute_complete" and not deferred.value.kwargs
+    # Airflow writes the link when the run ends (deferring too) from get_link: no XCom read needed.
+    link = WaveSpeedPredictionLink().get_link(operator, ti_key=None)  # type: ignore[arg-type]
     assert link == f"{wavespeed_conn.base_url}/predictions/{prediction_id}"  # the emulator's keyless page
 
-    outputs = operator.execute_complete(context, event=run_trigger(trigger), **deferred.value.kwargs)
+    outputs = operator.execute_complete(context, event=run_trigger(trigger))
     assert len(outputs) == 1 and outputs[0].startswith(wavespeed_conn.base_url + "/outputs/")
     metadata = context["ti"].xcoms["prediction"]
     assert metadata["id"] == prediction_id and metadata["status"] == "completed"
@@ -81,22 +82,21 @@ def test_deferrable_edit_defers_then_returns_output_urls(wavespeed_conn: Emulato
     assert wavespeed_conn.submit_count() == 1
 
 
-def test_worker_time_survives_a_resume_without_defer_kwargs(
-    wavespeed_conn: Emulator, emulator_image_url: str
-) -> None:
-    """dag.test() resumes with only the event; the deferring run's worker seconds come from its XCom."""
+def test_worker_time_rides_in_the_trigger_event(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    """The deferring run's seconds go to the trigger and come back in its event, so a resume needs no
+    XCom read (and dag.test(), which drops defer()'s kwargs, keeps them too)."""
     operator = edit(emulator_image_url, timeout=120)
     context = make_context(task_id=operator.task_id)
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
-    pending = context["ti"].xcoms["prediction"]
-    assert pending["status"] in ("created", "processing")
-    assert deferred.value.kwargs["operator_seconds"] > 0
-    assert pending["task_timings"] == {"operator_seconds": round(deferred.value.kwargs["operator_seconds"], 3)}
+    assert "prediction" not in context["ti"].xcoms, "one push of the metadata, at the end"
+    carried = deferred.value.trigger.carry["operator_seconds"]
+    assert carried > 0
 
-    operator.execute_complete(context, event=run_trigger(deferred.value.trigger))  # no kwargs
+    resumed = edit(emulator_image_url, timeout=120)  # another worker process
+    resumed.execute_complete(context, event=run_trigger(deferred.value.trigger))
     timings = context["ti"].xcoms["prediction"]["task_timings"]
-    assert timings["operator_seconds"] >= pending["task_timings"]["operator_seconds"] > 0
+    assert timings["operator_seconds"] >= carried and timings["triggerer_seconds"] > 0
 
 
 def test_non_deferrable_edit_polls_in_the_task(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
@@ -212,7 +212,7 @@ def test_timeout_raises_with_the_prediction_id(wavespeed_conn: Emulator, emulato
 def test_execute_complete_never_passes_quietly(wavespeed_conn: Emulator, event: Any, message: str) -> None:
     operator = edit("https://example.com/a.png")
     with pytest.raises(WaveSpeedError, match=message):
-        operator.execute_complete(make_context(), event=event, prediction_id="p1")
+        operator.execute_complete(make_context(), event=event)
 
 
 # ---------------------------------------------------------------- NSFW policy
@@ -261,7 +261,7 @@ def test_a_success_event_without_its_outputs_fails_an_operator_that_does_not_sto
     event = {"status": "success", "prediction_id": "p1", "outputs": [], "message": "", "prediction": metadata}
     operator = edit("https://example.com/in.png")
     with pytest.raises(WaveSpeedError, match="p1 has base64 outputs"):
-        operator.execute_complete(make_context(), event=event, prediction_id="p1", operator_seconds=0.1)
+        operator.execute_complete(make_context(), event=event)
     assert wavespeed_conn.requests == []
 
 

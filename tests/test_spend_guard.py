@@ -85,9 +85,9 @@ def test_the_quote_is_recorded_in_the_prediction_xcom_across_the_deferral(
     context = make_context()
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
-    assert context["ti"].xcoms["prediction"]["cost_usd"] == 0.06, "in the pending metadata"
+    assert deferred.value.trigger.carry["metadata"]["cost_usd"] == 0.06, "handed to the trigger"
     resumed = edit(emulator_image_url, max_cost_usd=0.25, deferrable=True)  # a new worker process
-    resumed.execute_complete(context, event=run_trigger(deferred.value.trigger))  # as dag.test(): no kwargs
+    resumed.execute_complete(context, event=run_trigger(deferred.value.trigger))
     assert context["ti"].xcoms["prediction"]["cost_usd"] == 0.06 and context["ti"].xcoms["prediction"]["prompt"]
     plain = make_context()
     edit(emulator_image_url).execute(plain)

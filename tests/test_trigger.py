@@ -40,6 +40,9 @@ def test_serialize_round_trip_holds_nothing_secret(wavespeed_conn: Emulator) -> 
         "end_time": 123.0,
         "include_outputs": True,
         "hook_params": {},
+        "carry": {},
+        "end_from_trigger": False,
+        "nsfw_policy": "allow",
     }
     assert "test-key" not in json.dumps(kwargs)
     rebuilt = WaveSpeedPredictionTrigger(**kwargs)

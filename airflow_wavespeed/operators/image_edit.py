@@ -21,8 +21,6 @@ from airflow_wavespeed.utils.validation import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_wavespeed.prediction import Prediction
-
 GPT_IMAGE_2_EDIT = "openai/gpt-image-2/edit"
 #: A mapped edit's label in the UI: its prompt (instead of 0, 1, 2). ``map_index_template=`` overrides it.
 PROMPT_LABEL = "{{ task.prompt | truncate(60) }}"
@@ -97,10 +95,10 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         """The images as the user gave them: URLs, ``s3://`` objects, local files."""
         return check_images(self.images)
 
-    def metadata(self, prediction: Prediction) -> dict[str, Any]:
+    def metadata_extras(self) -> dict[str, Any]:
         """Also the prompt (its first 1,000 characters), which a reviewer reads beside the images."""
         prompt = str(self.prompt)
-        return {**super().metadata(prediction), "prompt": prompt if len(prompt) <= 1000 else prompt[:1000] + "…"}
+        return {**super().metadata_extras(), "prompt": prompt if len(prompt) <= 1000 else prompt[:1000] + "…"}
 
     def _check_edit_arguments(self, *, rendered: bool) -> None:
         if rendered or not is_templated(self.images):

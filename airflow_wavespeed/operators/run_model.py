@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError, WaveSpeedNotFoundError, WaveSpeedSpendLimitError
-from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url
+from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url, written_already
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
@@ -58,6 +58,10 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         waits by id as usual, never submitting twice.
     :param enable_base64_output: ask for base64 outputs; requires ``output_uri`` (no bytes in XCom).
     :param wait_for_completion: wait for the outputs (default) or return the prediction id at once.
+    :param end_from_trigger: let a successful wait end the task in the triggerer (one task launch instead of
+        two) when nothing is left for a worker: no ``output_uri``, no outlets, no ``on_success_callback``, no
+        lineage listener. Anything else resumes on a worker as usual. XComs pushed from the triggerer reach
+        downstream tasks as JSON text (README, "Ending in the triggerer").
     :param deferrable: wait in the triggerer, holding no worker slot (default from
         ``[operators] default_deferrable``).
     :param poll_interval: seconds between polls.
@@ -93,6 +97,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         enable_sync_mode: bool = False,
         enable_base64_output: bool = False,
         wait_for_completion: bool = True,
+        end_from_trigger: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 5.0,
         timeout: float | timedelta = 1800.0,
@@ -115,6 +120,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.enable_sync_mode = enable_sync_mode
         self.enable_base64_output = enable_base64_output
         self.wait_for_completion = wait_for_completion
+        self.end_from_trigger = end_from_trigger
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -149,12 +155,13 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         """The input locations lineage tools should see (none for a generic model's inputs)."""
         return []
 
+    def metadata_extras(self) -> dict[str, Any]:
+        """What the ``prediction`` XCom holds beyond the prediction's own metadata: the quote, when made."""
+        return {} if self.cost_usd is None else {"cost_usd": self.cost_usd}
+
     def metadata(self, prediction: Prediction) -> dict[str, Any]:
-        """The ``prediction`` XCom: the prediction's small metadata, plus the quote when one was made."""
-        metadata = prediction.to_xcom()
-        if self.cost_usd is not None:
-            metadata["cost_usd"] = self.cost_usd
-        return metadata
+        """The ``prediction`` XCom: the prediction's small metadata and :meth:`metadata_extras`."""
+        return {**prediction.to_xcom(), **self.metadata_extras()}
 
     # ------------------------------------------------------------ the flow
 
@@ -183,29 +190,19 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             )
         return self._complete(context, prediction, timings)
 
-    def execute_complete(
-        self,
-        context: Context,
-        event: dict[str, Any] | None = None,
-        prediction_id: str | None = None,
-        operator_seconds: float | None = None,
-        cost_usd: float | None = None,
-    ) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
         """Resume after the trigger fired: finish, or raise with the prediction id and the reason."""
         from airflow_wavespeed.prediction import inline_outputs_error
         from airflow_wavespeed.triggers.prediction import PredictionEvent
         from airflow_wavespeed.utils.timings import TaskTimings
 
-        resumed = PredictionEvent.from_payload(event, expected_id=prediction_id)
-        if operator_seconds is None:
-            # dag.test() resumes with the event alone, dropping defer()'s kwargs; the deferring run
-            # left its timings (and quote) in the ``prediction`` XCom.
-            ti = context["ti"]
-            pending = ti.xcom_pull(task_ids=self.task_id, key="prediction", map_indexes=ti.map_index) or {}
-            operator_seconds = (pending.get("task_timings") or {}).get("operator_seconds")
-            cost_usd = pending.get("cost_usd")
-        self.cost_usd = cost_usd
-        timings = TaskTimings.resumed(operator_seconds, resumed.waited_seconds)
+        written_already(self)
+        if event == "success" and self.end_from_trigger:
+            # end_from_trigger under dag.test(): it resumes the task with the bare word instead of ending it.
+            return self._complete(context, self._fetch_finished(context), TaskTimings())
+        resumed = PredictionEvent.from_payload(event)
+        self.cost_usd = resumed.carry.get("metadata", {}).get("cost_usd")
+        timings = TaskTimings.resumed(resumed.carry.get("operator_seconds"), resumed.waited_seconds)
         prediction = resumed.terminal_prediction()
         if resumed.outputs_left_out:
             # The trigger leaves base64 outputs out of its event: fetch them here, on the worker, to store.
@@ -230,8 +227,14 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             )
             ledger.record(prediction.id)
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
-        WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, prediction.id))
+        self.prediction_link = prediction_url(self.hook.base_url, prediction.id)  # Airflow writes it (links.py)
         return prediction
+
+    def _fetch_finished(self, context: Context) -> Prediction:
+        """The prediction this task waited for, by its id: for a resume whose event carried nothing."""
+        ti = context["ti"]
+        prediction_id = ti.xcom_pull(task_ids=self.task_id, key="prediction_id", map_indexes=ti.map_index)
+        return self.hook.get_prediction(str(prediction_id), base64_outputs=self.enable_base64_output)
 
     def _check_spend(self, inputs: dict[str, Any]) -> float | None:
         """The spend guards, before the billed submit: returns the quote when ``max_cost_usd`` asked for one.
@@ -290,8 +293,6 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         from airflow_wavespeed.triggers.prediction import defer_to_trigger
 
         self.log.info("Deferring to the triggerer after %.2f s of the operator's code", timings.operator_seconds)
-        # What the prediction looks like while it waits; replaced by the final metadata on completion.
-        context["ti"].xcom_push(key="prediction", value={**self.metadata(prediction), "task_timings": timings.to_xcom()})
         defer_to_trigger(
             self,
             prediction.id,
@@ -300,12 +301,34 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             timeout=self.timeout_seconds,
             hook_params=self.hook_params,
             include_outputs=not self.enable_base64_output,
-            kwargs={
-                "prediction_id": prediction.id,
-                "operator_seconds": timings.operator_seconds,
-                "cost_usd": self.cost_usd,
-            },
+            carry={"operator_seconds": round(timings.operator_seconds, 3), "metadata": self.metadata_extras()},
+            end_from_trigger=self._may_end_in_triggerer(),
+            nsfw_policy=self.nsfw_policy,
         )
+
+    def _may_end_in_triggerer(self) -> bool:
+        """Whether a success may end in the triggerer: asked for, and nothing left for a worker to do.
+
+        Storing outputs, asset events for outlets, a success callback and lineage listeners all run on a
+        worker only (Airflow skips them for a task that ends in the triggerer).
+        """
+        if not self.end_from_trigger:
+            return False
+        from airflow_wavespeed.utils.lineage import lineage_active
+
+        reasons = [
+            reason
+            for reason, present in (
+                ("output_uri", bool(self.output_uri)),
+                ("outlets", bool(self.outlets)),
+                ("on_success_callback", bool(self.on_success_callback)),
+                ("lineage", lineage_active()),
+            )
+            if present
+        ]
+        if reasons:
+            self.log.info("end_from_trigger: finishing on a worker, for %s", ", ".join(reasons))
+        return not reasons
 
     def _complete(self, context: Context, prediction: Prediction, timings: TaskTimings) -> list[str]:
         """Check, store and return the outputs; record where the task's time went."""
@@ -362,7 +385,8 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         from airflow_wavespeed.utils.ledger import PredictionLedger, submission_digest
 
         store = context.get("task_state_store")
-        return PredictionLedger(store, submission_digest(self.submission()) if store is not None else "")
+        digest = submission_digest(self.submission()) if store is not None else ""
+        return PredictionLedger(store, digest, first_try=getattr(context["ti"], "try_number", 0) == 1)
 
     def submission(self) -> dict[str, Any]:
         """What this task submits, as the user wrote it (rendered, before uploads).
@@ -392,6 +416,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         check_bool(self.enable_sync_mode, argument="enable_sync_mode")
         check_bool(self.enable_base64_output, argument="enable_base64_output")
         check_bool(self.wait_for_completion, argument="wait_for_completion")
+        check_bool(self.end_from_trigger, argument="end_from_trigger")
         check_bool(self.deferrable, argument="deferrable")
         check_positive(self.poll_interval, argument="poll_interval")
         check_positive(self.timeout, argument="timeout")

@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedPredictionFailedError, WaveSpeedTimeoutError
-from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url
+from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url, written_already
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.validation import (
     NSFW_POLICIES,
@@ -44,6 +44,9 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
     :param deferrable: wait in the triggerer (default from ``[operators] default_deferrable``);
         otherwise poke with ``poke_interval`` in ``poke`` or ``reschedule`` mode.
     :param nsfw_policy: ``allow``, ``fail`` or ``drop`` flagged outputs.
+    :param end_from_trigger: let a successful wait end the task in the triggerer (one task launch instead
+        of two) unless it has outlets, an ``on_success_callback`` or a lineage listener; see the operator's
+        argument of the same name.
     :param wavespeed_conn_id: the WaveSpeed connection.
     :param hook_params: keyword arguments for :class:`WaveSpeedHook` (timeouts, retry bounds).
     """
@@ -60,6 +63,7 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         nsfw_policy: str = "allow",
         hook_params: dict[str, Any] | None = None,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 5.0)
@@ -70,6 +74,7 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
         super().__init__(**kwargs)
         self.prediction_id = prediction_id
         self.deferrable = deferrable
+        self.end_from_trigger = check_bool(end_from_trigger, argument="end_from_trigger")
         self._set_hook_arguments(wavespeed_conn_id, hook_params)
         self.nsfw_policy = check_choice(nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
         check_bool(deferrable, argument="deferrable")
@@ -78,7 +83,7 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         validate_prediction_id(self.prediction_id)
-        WaveSpeedPredictionLink.persist(context, prediction_url(self.hook.base_url, self.prediction_id))
+        self.prediction_link = prediction_url(self.hook.base_url, self.prediction_id)  # Airflow writes it
         if not self.deferrable:
             return super().execute(context)
         prediction = self.hook.get_prediction(self.prediction_id)
@@ -93,7 +98,15 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
             poll_interval=check_positive(self.poke_interval, argument="poke_interval"),
             timeout=check_positive(self.timeout, argument="timeout"),
             hook_params=self.hook_params,
+            end_from_trigger=self._may_end_in_triggerer(),
+            nsfw_policy=self.nsfw_policy,
         )
+
+    def _may_end_in_triggerer(self) -> bool:
+        """As the operator's: asked for, and no outlets, success callback or lineage listener to run."""
+        from airflow_wavespeed.utils.lineage import lineage_active
+
+        return self.end_from_trigger and not (self.outlets or self.on_success_callback or lineage_active())
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_wavespeed.prediction import judge_poll
@@ -111,10 +124,14 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._outputs(context, verdict.prediction))
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
         from airflow_wavespeed.prediction import inline_outputs_error
         from airflow_wavespeed.triggers.prediction import PredictionEvent
 
+        written_already(self)
+        if event == "success" and self.end_from_trigger:
+            # end_from_trigger under dag.test(): it resumes the task with the bare word instead of ending it.
+            return self._outputs(context, self.hook.get_prediction(self.prediction_id))
         resumed = PredictionEvent.from_payload(event, expected_id=self.prediction_id)
         try:
             prediction = resumed.terminal_prediction()

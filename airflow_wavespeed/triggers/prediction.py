@@ -86,6 +86,9 @@ class PredictionEvent:
     prediction: dict[str, Any] | None = None
     outputs: list[str] = field(default_factory=list)
     waited_seconds: float | None = None
+    #: What the deferring run handed the trigger to give back (its seconds on the worker, its quote):
+    #: an event reaches ``execute_complete`` even where defer()'s kwargs do not (``dag.test()``).
+    carry: dict[str, Any] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,7 @@ class PredictionEvent:
             "message": self.message,
             "prediction": self.prediction,
             "waited_seconds": self.waited_seconds,
+            "carry": dict(self.carry),
         }
 
     @classmethod
@@ -107,6 +111,7 @@ class PredictionEvent:
             )
         metadata = payload.get("prediction")
         waited = payload.get("waited_seconds")
+        carry = payload.get("carry")
         return cls(
             status=EventStatus(payload["status"]),
             prediction_id=str(payload.get("prediction_id") or expected_id or "(unknown)"),
@@ -114,6 +119,7 @@ class PredictionEvent:
             prediction=metadata if isinstance(metadata, dict) else None,
             outputs=[o for o in payload.get("outputs") or [] if isinstance(o, str)],
             waited_seconds=float(waited) if isinstance(waited, (int, float)) else None,
+            carry=carry if isinstance(carry, dict) else {},
         )
 
     def terminal_prediction(self) -> Prediction:
@@ -148,6 +154,11 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         event then has no ``outputs`` and the task fetches them from the worker. Tasks that asked for
         base64 pass False.
     :param hook_params: keyword arguments for the hook (timeouts, retry bounds); nothing secret.
+    :param carry: small JSON a deferring task hands over and gets back in the event (nothing secret).
+    :param end_from_trigger: on success, end the task here (``TaskSuccessEvent`` with its XComs: one task
+        launch instead of two). Any other outcome, or outputs the ``nsfw_policy`` changes, resumes the task on
+        a worker as usual. The task decides whether it may (see the operators' ``end_from_trigger``).
+    :param nsfw_policy: the task's NSFW policy, applied here when the task ends here.
     """
 
     def __init__(
@@ -158,6 +169,9 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         end_time: float | None = None,
         include_outputs: bool = True,
         hook_params: dict[str, Any] | None = None,
+        carry: dict[str, Any] | None = None,
+        end_from_trigger: bool = False,
+        nsfw_policy: str = "allow",
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.prediction_id = prediction_id
@@ -166,6 +180,9 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         self.end_time = end_time
         self.include_outputs = include_outputs
         self.hook_params = hook_params or {}
+        self.carry = carry or {}
+        self.end_from_trigger = end_from_trigger
+        self.nsfw_policy = nsfw_policy
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -177,6 +194,9 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "include_outputs": self.include_outputs,
                 "hook_params": self.hook_params,
+                "carry": self.carry,
+                "end_from_trigger": self.end_from_trigger,
+                "nsfw_policy": self.nsfw_policy,
             },
         )
 
@@ -201,7 +221,31 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason
             event = self._event(EventStatus.ERROR, f"waiting for prediction {self.prediction_id} failed: {error}")
         event = dataclasses.replace(event, waited_seconds=round(time.monotonic() - started, 3))
-        yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
+        yield self._ending(event) or TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
+
+    def _ending(self, event: PredictionEvent) -> TriggerEvent | None:
+        """The ``TaskSuccessEvent`` that ends the task here, when it asked to and the outcome allows."""
+        if not self.end_from_trigger or event.status is not EventStatus.SUCCESS or event.outputs_left_out:
+            return None
+        from airflow.triggers.base import TaskSuccessEvent
+
+        from airflow_wavespeed.exceptions import WaveSpeedPredictionFailedError
+        from airflow_wavespeed.prediction import accepted_outputs
+
+        prediction = event.terminal_prediction()
+        try:
+            outputs = accepted_outputs(prediction, self.nsfw_policy)
+        except WaveSpeedPredictionFailedError:
+            return None  # the worker raises it, with retries and callbacks as usual
+        timings = {"operator_seconds": self.carry.get("operator_seconds"), "triggerer_seconds": event.waited_seconds}
+        metadata = {
+            **(event.prediction or {}),
+            **(self.carry.get("metadata") or {}),
+            "task_timings": {k: round(float(v), 3) for k, v in timings.items() if isinstance(v, (int, float))},
+        }
+        self.log.info("Prediction %s completed; ending the task here (end_from_trigger)", self.prediction_id)
+        xcoms: dict[str, Any] = {"return_value": outputs, "prediction": metadata}
+        return TaskSuccessEvent(xcoms=xcoms)  # type: ignore[no-untyped-call]
 
     async def _wait(self, hook: WaveSpeedHook) -> PredictionEvent:
         while True:
@@ -254,6 +298,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             message=message,
             prediction=prediction.to_xcom() if prediction is not None else None,
             outputs=list(prediction.outputs) if prediction is not None and with_outputs else [],
+            carry=self.carry,
         )
 
 
@@ -266,9 +311,12 @@ def defer_to_trigger(
     timeout: float,
     hook_params: dict[str, Any],
     include_outputs: bool = True,
-    kwargs: dict[str, Any] | None = None,
+    carry: dict[str, Any] | None = None,
+    end_from_trigger: bool = False,
+    nsfw_policy: str = "allow",
 ) -> NoReturn:
-    """Hand a task's wait to the triggerer; it resumes in ``execute_complete`` with the event.
+    """Hand a task's wait to the triggerer; it resumes in ``execute_complete`` with the event (or, with
+    ``end_from_trigger``, a success ends in the triggerer).
 
     The trigger's own deadline comes first; Airflow's backstop :data:`BACKSTOP_SECONDS` later.
     """
@@ -280,9 +328,11 @@ def defer_to_trigger(
             end_time=time.time() + timeout,
             include_outputs=include_outputs,
             hook_params=hook_params,
+            carry=carry,
+            end_from_trigger=end_from_trigger,
+            nsfw_policy=nsfw_policy,
         ),
         method_name="execute_complete",
-        kwargs=kwargs,
         timeout=timedelta(seconds=timeout + BACKSTOP_SECONDS),
     )
     raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover

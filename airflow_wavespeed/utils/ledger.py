@@ -52,11 +52,15 @@ class PredictionLedger:
     :param store: the task's ``task_state_store``, or None where Airflow has none (3.1, 3.2).
     :param submission: the digest of what this try would submit; a record made for other inputs
         (a task cleared after its prompt was fixed) is not resumed.
+    :param first_try: the task instance's first try (``try_number == 1``): no earlier try can have
+        recorded anything, so the store is not read (a read that would answer "not found" costs a call
+        to Airflow's API on every edit).
     """
 
-    def __init__(self, store: TaskStateStore | None, submission: str) -> None:
+    def __init__(self, store: TaskStateStore | None, submission: str, *, first_try: bool = False) -> None:
         self.store = store
         self.submission = submission
+        self.first_try = first_try
 
     def recorded(self) -> str | None:
         """The prediction id an earlier try submitted with the same inputs, if any.
@@ -64,7 +68,7 @@ class PredictionLedger:
         A store that cannot be read fails the try before anything is submitted: an earlier try may
         have billed a prediction this one cannot see. The next try reads again.
         """
-        if self.store is None:
+        if self.store is None or self.first_try:
             return None
         try:
             value = self.store.get(STATE_STORE_KEY)

@@ -59,6 +59,19 @@ def uris(locations: Iterable[str]) -> list[str]:
     return [uri for uri in (location_uri(location) for location in locations) if uri is not None]
 
 
+def lineage_active() -> bool:
+    """Whether a lineage listener is on (the OpenLineage provider, enabled): a task that reports lineage
+    must finish on a worker, where listeners run."""
+    try:
+        from airflow.providers.openlineage.conf import is_disabled
+    except ImportError:
+        return False
+    try:
+        return not is_disabled()
+    except Exception:  # a misconfigured provider: finish on the worker, where its errors are seen
+        return True
+
+
 def report_to_airflow(context: Any, *, inputs: Iterable[str], outputs: Iterable[str]) -> None:
     """Hand the locations to Airflow's hook-lineage collector, attributed to ``context`` (the task's hook).
 

@@ -300,7 +300,16 @@ def check_name_template(template: Any, *, argument: str = "key_template") -> str
 
 
 def check_outputs(outputs: Any, *, argument: str = "outputs") -> list[str]:
-    """``outputs`` as a list: http(s) URLs or base64 strings (a ``data:`` URI or bare base64)."""
+    """``outputs`` as a list: http(s) URLs or base64 strings (a ``data:`` URI or bare base64).
+
+    A JSON list in a string is read as the list: what a task that ended in the triggerer left in XCom
+    (Airflow stores those XComs as JSON text).
+    """
+    if isinstance(outputs, str) and outputs.lstrip().startswith("["):
+        try:
+            outputs = json.loads(outputs)
+        except ValueError:
+            pass
     if isinstance(outputs, str):
         outputs = [outputs]
     if not isinstance(outputs, Sequence):

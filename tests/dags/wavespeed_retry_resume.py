@@ -17,6 +17,6 @@ with DAG("wavespeed_retry_resume", schedule=None, start_date=datetime(2026, 1, 1
         deferrable=True,
         poll_interval=0.2,
         timeout=1.5,
-        retries=1,
+        retries=3,  # each try waits 1.5 s: a slow machine may need more than one resume
         retry_delay=timedelta(seconds=0),
     )
