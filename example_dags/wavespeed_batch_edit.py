@@ -23,7 +23,7 @@ from pathlib import Path
 from airflow.sdk import DAG
 
 from airflow_wavespeed.operators.budget import WaveSpeedBudgetOperator
-from airflow_wavespeed.operators.image_edit import GPT_IMAGE_2_EDIT, WaveSpeedImageEditOperator
+from airflow_wavespeed.operators.image_edit import GPT_IMAGE_2_EDIT, PROMPT_LABEL, WaveSpeedImageEditOperator
 
 SAMPLE_IMAGE = str(Path(__file__).parent / "data" / "sample_input.png")
 OUTPUT_DIR = os.environ.get("WAVESPEED_OUTPUT_DIR", "/tmp/wavespeed-output")
@@ -51,6 +51,7 @@ with DAG(
         task_id="edit",
         aspect_ratio="1:1",
         max_cost_usd=0.25,
+        map_index_template=PROMPT_LABEL,  # each mapped edit shows its prompt in the UI
         output_uri=OUTPUT_DIR,
         key_template="{run_id}/{map_index}_{prediction_id}.{ext}",
         deferrable=True,

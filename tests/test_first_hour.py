@@ -87,21 +87,15 @@ def test_the_log_says_what_was_uploaded_and_where_outputs_went(
     assert "Stored the outputs of prediction" in logs and path in logs
 
 
-def test_mapped_edits_are_labelled_by_their_prompt() -> None:
-    from airflow.sdk import DAG
+def test_one_constant_labels_mapped_edits_by_their_prompt(airflow_db: None) -> None:
+    """The batch example labels its edits with PROMPT_LABEL (its dag.test() run checks the labels)."""
+    from tests.conftest import load_dag_bag
 
-    with DAG("labels", schedule=None):
-        mapped = WaveSpeedImageEditOperator.partial(task_id="edit", images=["https://e.com/a.png"]).expand(
-            prompt=["one", "two"]
-        )
-        custom = WaveSpeedImageEditOperator.partial(
-            task_id="custom", images=["https://e.com/a.png"], map_index_template="{{ task.aspect_ratio }}"
-        ).expand(prompt=["one", "two"])
-    assert mapped.partial_kwargs["map_index_template"] == PROMPT_LABEL
-    assert custom.partial_kwargs["map_index_template"] == "{{ task.aspect_ratio }}"
+    dag: Any = load_dag_bag(ROOT / "example_dags").get_dag("wavespeed_batch_edit")  # type: ignore[attr-defined]
+    assert dag.get_task("edit").partial_kwargs["map_index_template"] == PROMPT_LABEL
 
 
-def test_the_trigger_form_describes_every_field_and_cannot_pick_a_worker_directory() -> None:
+def test_the_trigger_form_describes_every_field_and_cannot_pick_a_worker_directory(airflow_db: None) -> None:
     from tests.conftest import load_dag_bag
 
     dag: Any = load_dag_bag(ROOT / "example_dags").get_dag("wavespeed_image_edit")  # type: ignore[attr-defined]

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 GPT_IMAGE_2_EDIT = "openai/gpt-image-2/edit"
-#: A mapped edit's label in the UI: its prompt (instead of 0, 1, 2). ``map_index_template=`` overrides it.
+#: A mapped edit's label in the UI, its prompt instead of 0, 1, 2: ``partial(map_index_template=PROMPT_LABEL)``.
+#: Not the default: rendering a label costs each launch one more call to Airflow's API.
 PROMPT_LABEL = "{{ task.prompt | truncate(60) }}"
 #: Inputs this operator owns; ``extra_inputs`` may not set them behind its back.
 _NAMED_INPUTS = ("images", "prompt", "aspect_ratio", "enable_sync_mode", "enable_base64_output")
@@ -57,7 +58,6 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         input_mode: str = "presign",
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("map_index_template", PROMPT_LABEL)
         super().__init__(model=GPT_IMAGE_2_EDIT, **kwargs)
         self.images = images
         self.prompt = prompt
@@ -65,12 +65,6 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         self.extra_inputs = extra_inputs if extra_inputs is not None else {}
         self.input_mode = input_mode
         self._check_edit_arguments(rendered=False)
-
-    @classmethod
-    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Mapped edits are labelled by their prompt unless ``map_index_template`` says otherwise."""
-        kwargs.setdefault("map_index_template", PROMPT_LABEL)
-        return super().partial(**kwargs)
 
     def validate_arguments(self) -> None:
         super().validate_arguments()

@@ -114,10 +114,20 @@ class PredictionLedger:
         )
 
     def forget(self) -> None:
-        """After success: a later, deliberate re-run of the task submits afresh."""
-        if self.store is None:
+        """After success: a later, deliberate re-run of the task submits afresh.
+
+        Nothing to do where Airflow clears the store itself on success (``[state_store] clear_on_success``):
+        that saves a call to its API per edit.
+        """
+        if self.store is None or _cleared_on_success():
             return
         try:
             self.store.delete(STATE_STORE_KEY)
         except Exception as error:
             log.debug("Could not clear task_state_store: %s", error)
+
+
+def _cleared_on_success() -> bool:
+    from airflow.providers.common.compat.sdk import conf
+
+    return bool(conf.getboolean("state_store", "clear_on_success", fallback=False))

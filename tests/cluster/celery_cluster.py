@@ -41,8 +41,9 @@ class CeleryCluster(AirflowCluster):
         postgres: PostgresServer,
         redis: RedisServer,
         extra_env: dict[str, str] | None = None,
+        dags_folder: Path = CLUSTER_DAGS,
     ) -> None:
-        self.postgres, self.redis = postgres, redis
+        self.postgres, self.redis, self.dags_folder = postgres, redis, dags_folder
         super().__init__(root, connection, budget, extra_env=extra_env)
 
     def _environment(self, connection: dict[str, str]) -> dict[str, str]:
@@ -51,7 +52,7 @@ class CeleryCluster(AirflowCluster):
         env.update(
             {
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(CLUSTER_DAGS),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__CORE__PARALLELISM": "64",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
                 "AIRFLOW__CELERY__BROKER_URL": self.redis.url,

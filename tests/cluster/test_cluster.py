@@ -33,6 +33,7 @@ pytestmark = pytest.mark.cluster
 
 EDITS_DAG = "wavespeed_cluster_edits"
 LOSS_DAG = "wavespeed_cluster_worker_loss"
+END_DAG = "wavespeed_cluster_end_from_trigger"
 MODULE_BUDGET_SECONDS = 1800.0
 LOAD_EDITS = 200
 POOL_SLOTS = 16
@@ -106,7 +107,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         airflow.migrate()
         airflow.start_all()
         airflow.wait_healthy()
-        airflow.wait_dags({EDITS_DAG, LOSS_DAG})
+        airflow.wait_dags({EDITS_DAG, LOSS_DAG, END_DAG})
         airflow.api.post("/pools", {"name": "wavespeed", "slots": POOL_SLOTS, "include_deferred": False})
         image_url = _upload_sample(emulator.base_url, api_key)
         yield Cluster(airflow, emulator, postgres, redis, api_key, image_url, budget, root)
@@ -208,6 +209,26 @@ def test_worker_loss_resumes_stored_predictions(cluster: Cluster) -> None:
     # The documented window: killed inside the submit POST, no id stored, so the retry submits again.
     assert all(1 <= billed[prompt] <= 2 for prompt in in_submit), {p: billed[p] for p in in_submit}
     print(f"duplicates from the in-submit window: {sum(billed[p] - 1 for p in in_submit)} of {len(in_submit)}")
+
+
+def test_end_from_trigger_ends_each_edit_with_one_launch(cluster: Cluster) -> None:
+    """Issue 12, part 4: success ends in the triggerer, one task launch per edit; the downstream task
+    reads the outputs through the README's one-line workaround (they arrive as JSON text)."""
+    cluster.emulator.configure(processing_seconds=8)
+    prompts = [f"ended-{n}" for n in range(10)]
+    offset = (cluster.airflow.log_dir / "api-server.out").stat().st_size
+    run_id = cluster.trigger(END_DAG, prompts)
+    assert cluster.wait_run(END_DAG, run_id, timeout=300, what="the end-from-trigger run") == "success"
+    edits = cluster.edits(END_DAG, run_id)
+    with (cluster.airflow.log_dir / "api-server.out").open("rb") as log:
+        log.seek(offset)
+        access = log.read().decode(errors="replace")
+    launches = {index: access.count(f"path=/execution/task-instances/{ti['id']}/run ") for index, ti in edits.items()}
+    assert set(launches.values()) == {1}, f"launches per edit: {launches}"
+    path = f"/dags/{END_DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/count_outputs/xcomEntries/return_value"
+    assert cluster.airflow.api.get(path, deserialize="true")["value"] == len(prompts)
+    billed = cluster.predictions_by_prompt()
+    assert {prompt: billed[prompt] for prompt in prompts} == dict.fromkeys(prompts, 1)
 
 
 def test_the_key_is_in_no_log_no_table_and_no_redis_key(cluster: Cluster) -> None:
