@@ -131,14 +131,24 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10 tasks, 1 run, 3 s latency")
+    parser.add_argument(
+        "--crossover", action="store_true",
+        help="ours deferred against ours waiting on the worker, at 5, 20 and 60 s of latency (20 tasks, 2 runs)",
+    )  # fmt: skip
     args = parser.parse_args()
     tasks, runs, latency, idle = (10, 1, 3.0, 5.0) if args.quick else (100, 3, 10.0, 15.0)
+    contenders = dict(CONTENDERS)
+    latencies = [latency]
+    if args.crossover:
+        tasks, runs, idle = 20, 2, 10.0
+        contenders = {"ours": "bench_ours", "ours on the worker": "bench_ours_on_worker"}
+        latencies = [5.0, 20.0, 60.0]
     budget = Budget(5400)
     root = Path(__import__("tempfile").mkdtemp(prefix="wavespeed-bench-cluster-"))
     log_dir = root / "process-logs"
     log_dir.mkdir()
     started: list[Any] = []
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+    results: dict[str, list[dict[str, Any]]] = {f"{name} @{lat:g}s": [] for name in contenders for lat in latencies}
     with Watchdog(5400, "cluster"):
         try:
             postgres = PostgresServer(log_dir, budget)
@@ -168,25 +178,55 @@ def main() -> int:
             airflow.migrate()
             airflow.start_all()
             airflow.wait_healthy()
-            airflow.wait_dags(set(CONTENDERS.values()))
+            airflow.wait_dags(set(contenders.values()))
             bench = Bench(airflow, postgres, emulator, tasks)
             print(machine_note(), flush=True)
-            for dag_id in CONTENDERS.values():  # warm-up: bytecode compiled and cached, DAGs unpaused
+            for dag_id in contenders.values():  # warm-up: bytecode compiled and cached, DAGs unpaused
                 airflow.api._request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
             bench.run("bench_ours", idle_seconds=1)
-            for n in range(runs):
-                for name, dag_id in CONTENDERS.items():
-                    result = bench.run(dag_id, idle)
-                    results[name].append(result)
-                    print(f"  run {n + 1} {name:24} {result['launches']:.1f} launches  {result['cpu']:.3f} CPU-s/task  "
-                          f"{result['api']:.1f} API calls/task  wall {result['wall']:.0f} s  {result['state']}", flush=True)  # fmt: skip
+            for lat in latencies:
+                emulator_config(emulator.base_url, processing_seconds=lat)
+                for n in range(runs):
+                    for name, dag_id in contenders.items():
+                        result = bench.run(dag_id, idle)
+                        results[f"{name} @{lat:g}s"].append(result)
+                        print(f"  run {n + 1} {name:24} @{lat:g}s {result['launches']:.1f} launches  {result['cpu']:.3f} "
+                              f"CPU-s/task  {result['api']:.1f} API calls/task  wall {result['wall']:.0f} s  {result['state']}",
+                              flush=True)  # fmt: skip
         finally:
             for service in reversed(started):
                 if isinstance(service, CeleryCluster):
                     service.stop_all()
                 else:
                     service.stop()
-    return report(results, tasks, latency)
+    if args.crossover:
+        return report_crossover(results, latencies)
+    return report({name.rsplit(" @", 1)[0]: runs for name, runs in results.items()}, tasks, latency)
+
+
+def emulator_config(base_url: str, **changes: Any) -> None:
+    import requests
+
+    requests.post(f"{base_url}/_emulator/config", json=changes, timeout=30).raise_for_status()
+
+
+def report_crossover(results: dict[str, list[dict[str, Any]]], latencies: list[float]) -> int:
+    """Below which model latency waiting on the worker costs less Airflow CPU than deferring."""
+    rows = []
+    points = []
+    for lat in latencies:
+        deferred = statistics.median(r["cpu"] for r in results[f"ours @{lat:g}s"])
+        on_worker = statistics.median(r["cpu"] for r in results[f"ours on the worker @{lat:g}s"])
+        points.append((lat, deferred, on_worker))
+        rows.append([f"{lat:g}", f"{deferred:.3f}", f"{on_worker:.3f}", "worker" if on_worker < deferred else "defer"])
+    print("\nAirflow CPU-s per edit, deferring against waiting on the worker (median of the runs):")
+    print(table(["latency s", "deferred", "on the worker", "cheaper"], rows))
+    (l0, d0, w0), (l1, d1, w1) = points[0], points[-1]
+    slope = ((w1 - d1) - (w0 - d0)) / (l1 - l0)
+    crossover = l0 - (w0 - d0) / slope if slope > 0 else float("inf")
+    print(f"\ncrossover: waiting on the worker costs less below about {crossover:.0f} s of model latency "
+          f"(CPU only; it also holds a worker slot for the whole wait)")  # fmt: skip
+    return 0
 
 
 def _upload(base_url: str) -> str:

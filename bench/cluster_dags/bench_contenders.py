@@ -48,6 +48,12 @@ with bench_dag("bench_ours_end_from_trigger"):
     ).expand(prompt=PROMPTS)
 
 
+with bench_dag("bench_ours_on_worker"):
+    WaveSpeedImageEditOperator.partial(task_id="wait", images=[IMAGE], deferrable=False, poll_interval=2).expand(
+        prompt=PROMPTS
+    )
+
+
 def _sdk_edit(prompt: str) -> list[str]:
     from wavespeed import Client
 
