@@ -25,6 +25,7 @@ BENCHMARKS = (
     ("s3_memory.py", 600, 200),
     ("chaos_soak.py", 600, 200),
     ("hostile.py", 1500, 200),
+    ("cluster.py", 2700, 600),
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_wavespeed.emulator import Emulator
+from airflow_wavespeed.utils import lineage
 from airflow_wavespeed.utils.lineage import dataset_name, location_uri
 from tests.s3_fixtures import put_png
 from tests.task_context import make_context
@@ -44,6 +45,7 @@ def test_the_hook_lineage_collector_gets_inputs_and_stored_outputs(
 
     collector = HookLineageCollector()
     monkeypatch.setattr(compat_hook, "get_hook_lineage_collector", lambda: collector)
+    monkeypatch.setattr(lineage, "hook_lineage_read", lambda: True)  # as when OpenLineage is enabled
     edit = WaveSpeedImageEditOperator(
         task_id="edit", images=[emulator_image_url, str(sample_png_path)], prompt="p", deferrable=False,
         output_uri=str(tmp_path / "out"),
@@ -54,6 +56,17 @@ def test_the_hook_lineage_collector_gets_inputs_and_stored_outputs(
     assert [a.asset.uri for a in collected.outputs] == [Path(stored).as_uri()]
     facets = edit.get_openlineage_facets_on_complete(None)
     assert [(d.namespace, d.name) for d in facets.outputs] == [("file", stored)]
+
+
+def test_without_a_reader_no_collector_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's no-op collector still imports every provider's asset handlers: not built when unread."""
+    from airflow.providers.common.compat.lineage import hook as compat_hook
+
+    assert lineage.hook_lineage_read() is False  # the test configuration: OpenLineage has no transport
+    built: list[bool] = []
+    monkeypatch.setattr(compat_hook, "get_hook_lineage_collector", lambda: built.append(True))
+    lineage.report_to_airflow(object(), inputs=["s3://b/in.png"], outputs=["s3://b/out.png"])
+    assert built == []
 
 
 def test_an_edit_dag_emits_its_datasets_to_openlineage(

@@ -347,7 +347,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         from airflow_wavespeed.utils.lineage import report_to_airflow
 
         self.lineage_outputs = list(outputs)
-        report_to_airflow(self.hook, inputs=self.lineage_inputs(), outputs=outputs)
+        report_to_airflow(self, inputs=self.lineage_inputs(), outputs=outputs)
         self.log.info(
             "Prediction %s completed with %d output(s); task timings: %s",
             prediction.id,

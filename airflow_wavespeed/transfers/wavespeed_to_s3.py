@@ -125,7 +125,7 @@ class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
         from airflow_wavespeed.utils.lineage import report_to_airflow
 
         self.lineage = ([o for o in outputs if scheme_of(o) in ("http", "https")], stored)
-        report_to_airflow(self.hook, inputs=self.lineage[0], outputs=stored)
+        report_to_airflow(self, inputs=self.lineage[0], outputs=stored)
         return stored
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
