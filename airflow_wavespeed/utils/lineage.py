@@ -107,8 +107,8 @@ def hook_lineage_read() -> bool:
     except ImportError:
         from airflow import plugins_manager as core_plugins  # Airflow 3.1
 
-        core_plugins.initialize_hook_lineage_readers_plugins()
-        return bool(core_plugins.hook_lineage_reader_classes)
+        core_plugins.initialize_hook_lineage_readers_plugins()  # type: ignore[attr-defined]
+        return bool(core_plugins.hook_lineage_reader_classes)  # type: ignore[attr-defined]
 
 
 def openlineage_facets(*, inputs: Iterable[str], outputs: Iterable[str]) -> Any:
