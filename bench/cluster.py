@@ -143,13 +143,13 @@ def main() -> int:
         tasks, runs, idle = 20, 2, 10.0
         contenders = {"ours": "bench_ours", "ours on the worker": "bench_ours_on_worker"}
         latencies = [5.0, 20.0, 60.0]
-    budget = Budget(5400)
+    budget = Budget(2400)
     root = Path(__import__("tempfile").mkdtemp(prefix="wavespeed-bench-cluster-"))
     log_dir = root / "process-logs"
     log_dir.mkdir()
     started: list[Any] = []
     results: dict[str, list[dict[str, Any]]] = {f"{name} @{lat:g}s": [] for name in contenders for lat in latencies}
-    with Watchdog(5400, "cluster"):
+    with Watchdog(2400, "cluster"):
         try:
             postgres = PostgresServer(log_dir, budget)
             started.append(postgres)
