@@ -419,6 +419,23 @@ def test_only_the_approved_run_publishes(stack: Stack) -> None:
         return len(forms) == len(runs)
 
     wait_for(forms_ready, timeout=120, what="both review forms", budget=stack.budget, processes=stack.cluster.live())
+
+    def paused_for_the_scheduler() -> bool:
+        # A person answers seconds after the form appears. The test could answer within the second the
+        # task pauses, before the scheduler has taken in the pause: on Airflow 3.3.2 the paused process's
+        # executor event then meets an already re-queued task and the scheduler fails the review. Answer
+        # as a person would: once the scheduler has recorded each review as awaiting input.
+        log = (stack.cluster.log_dir / "scheduler.out").read_text(errors="replace")
+        recorded = (
+            f"TaskInstance Finished: dag_id={REVIEW_DAG}, task_id=review, run_id={run.run_id}," for run in runs.values()
+        )
+        lines = [line for line in log.splitlines() if "state=awaiting_input" in line]
+        return all(any(head in line for line in lines) for head in recorded)
+
+    wait_for(
+        paused_for_the_scheduler, timeout=60, what="the scheduler to record both reviews as awaiting input",
+        budget=stack.budget, processes=stack.cluster.live(),
+    )  # fmt: skip
     for name, form in forms.items():
         body = form["body"]
         assert "![edit 1, image 1](" in body and "0.0600 USD (quoted)" in body and "none flagged" in body, body
