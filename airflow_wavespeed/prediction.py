@@ -27,7 +27,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedRateLimitError,
     WaveSpeedServerError,
 )
-from airflow_wavespeed.utils.validation import is_prediction_id
+from airflow_wavespeed.utils.validation import is_output_url, is_prediction_id
 
 
 class PredictionStatus(str, Enum):
@@ -141,11 +141,6 @@ class Prediction:
             "error": self.error,
             "num_outputs": len(self.outputs),
         }
-
-
-def is_output_url(output: str) -> bool:
-    """An output WaveSpeed serves by URL; anything else is base64 image data."""
-    return output.startswith(("http://", "https://"))
 
 
 def parse_envelope(

@@ -33,11 +33,11 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedInputError,
     WaveSpeedOutputRefusedError,
 )
-from airflow_wavespeed.prediction import is_output_url
 from airflow_wavespeed.utils.media import SNIFF_BYTES, UPLOADABLE_TYPES, sniff_image_extension
 from airflow_wavespeed.utils.validation import (
     DEFAULT_MAX_OUTPUT_BYTES,
     check_name_template,
+    is_output_url,
     parse_s3_uri,
 )
 

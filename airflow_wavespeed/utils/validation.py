@@ -57,6 +57,11 @@ def is_http_url(value: str) -> bool:
     return bool(_HTTP_URL.match(value))
 
 
+def is_output_url(output: str) -> bool:
+    """An output WaveSpeed serves by URL; anything else is base64 image data."""
+    return output.startswith(("http://", "https://"))
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` as ``(bucket, key)``; the key may be empty (a bare bucket)."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
