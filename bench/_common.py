@@ -131,6 +131,14 @@ def temp_airflow_home() -> Iterator[Path]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def extract_provider(commit: str, into: Path) -> Path:
+    """The ``airflow_wavespeed`` package as it was at ``commit``, extracted under ``into`` (put ``into``
+    first on PYTHONPATH to measure that version: the "before" of a before/after)."""
+    archive = subprocess.run(["git", "archive", commit, "airflow_wavespeed"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
 def machine_note() -> str:
     """One line describing where the figures were taken."""
     cpu = platform.processor() or "?"

@@ -17,6 +17,8 @@ PostgreSQL process trees (reaped children included) over the batch, minus what t
 over as long (measured just before). Three runs per contender, interleaved; the median is reported.
 
     .venv/bin/python bench/cluster.py [--quick]
+    .venv/bin/python bench/cluster.py --provider-at dd74cad   # "before": floor against that commit's provider
+    .venv/bin/python bench/cluster.py --crossover
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,7 @@ from _common import (
     REPO,
     EmulatorProcess,
     Watchdog,
+    extract_provider,
     machine_note,
     table,
     verdict,
@@ -135,16 +139,24 @@ def main() -> int:
         "--crossover", action="store_true",
         help="ours deferred against ours waiting on the worker, at 5, 20 and 60 s of latency (20 tasks, 2 runs)",
     )  # fmt: skip
+    parser.add_argument(
+        "--provider-at", metavar="COMMIT",
+        help="measure the provider as it was at COMMIT (its package first on the cluster's PYTHONPATH), floor and ours only",
+    )  # fmt: skip
     args = parser.parse_args()
     tasks, runs, latency, idle = (10, 1, 3.0, 5.0) if args.quick else (100, 3, 10.0, 15.0)
     contenders = dict(CONTENDERS)
     latencies = [latency]
+    extra_env: dict[str, str] = {}
     if args.crossover:
         tasks, runs, idle = 20, 2, 10.0
         contenders = {"ours": "bench_ours", "ours on the worker": "bench_ours_on_worker"}
         latencies = [5.0, 20.0, 60.0]
+    if args.provider_at:
+        contenders = {"floor": "bench_floor", f"ours at {args.provider_at}": "bench_ours"}
+        extra_env = {"PYTHONPATH": str(extract_provider(args.provider_at, Path(tempfile.mkdtemp(prefix="wavespeed-provider-")))), "WAVESPEED_BENCH_DAGS": ",".join(contenders.values())}
     budget = Budget(2400)
-    root = Path(__import__("tempfile").mkdtemp(prefix="wavespeed-bench-cluster-"))
+    root = Path(tempfile.mkdtemp(prefix="wavespeed-bench-cluster-"))
     log_dir = root / "process-logs"
     log_dir.mkdir()
     started: list[Any] = []
@@ -168,6 +180,7 @@ def main() -> int:
                 "WAVESPEED_BENCH_KEY": BENCH_KEY,
                 "WAVESPEED_BENCH_URL": emulator.base_url,
                 f"AIRFLOW_CONN_{HTTP_CONN_ID.upper()}": json.dumps(http),
+                **extra_env,
             }
             connection = {"conn_type": "wavespeed", "password": BENCH_KEY, "host": emulator.base_url}
             airflow = CeleryCluster(
@@ -201,6 +214,8 @@ def main() -> int:
                     service.stop()
     if args.crossover:
         return report_crossover(results, latencies)
+    if args.provider_at:
+        return report_before({name.rsplit(" @", 1)[0]: runs for name, runs in results.items()}, tasks, latency)
     return report({name.rsplit(" @", 1)[0]: runs for name, runs in results.items()}, tasks, latency)
 
 
@@ -226,6 +241,22 @@ def report_crossover(results: dict[str, list[dict[str, Any]]], latencies: list[f
     crossover = l0 - (w0 - d0) / slope if slope > 0 else float("inf")
     print(f"\ncrossover: waiting on the worker costs less below about {crossover:.0f} s of model latency "
           f"(CPU only; it also holds a worker slot for the whole wait)")  # fmt: skip
+    return 0
+
+
+def report_before(results: dict[str, list[dict[str, Any]]], tasks: int, latency: float) -> int:
+    """An older provider against the floor, for the "before" column of RESULTS."""
+    rows = []
+    floor = statistics.median(r["cpu"] for r in results["floor"])
+    for name, runs in results.items():
+        cpu = statistics.median(r["cpu"] for r in runs)
+        rows.append([
+            name, f"{statistics.median(r['launches'] for r in runs):.1f}", f"{cpu:.3f}", f"{cpu / floor:.2f}x",
+            f"{statistics.median(r['api'] for r in runs):.1f}", f"{statistics.median(r['cpu_worker'] for r in runs):.3f}",
+            f"{statistics.median(r['wall'] for r in runs):.0f}", " / ".join(f"{r['cpu']:.3f}" for r in runs),
+        ])  # fmt: skip
+    print(f"\nPer task, {tasks} mapped tasks a run, {latency:g} s latency, median of the runs:")
+    print(table(["contender", "launches", "Airflow CPU-s", "vs floor", "API calls", "worker", "wall s", "every run CPU-s"], rows))
     return 0
 
 

@@ -36,6 +36,7 @@ from _common import (
     PeakRss,
     Watchdog,
     child_command,
+    extract_provider,
     machine_note,
     register,
     run_child_json,
@@ -170,8 +171,7 @@ def main() -> int:
 
     sizes = QUICK if args.quick else FULL
     with Watchdog(1500, "hostile"), tempfile.TemporaryDirectory(prefix="wavespeed-before-") as before_dir:
-        archive = subprocess.run(["git", "archive", BEFORE_COMMIT, "airflow_wavespeed"], cwd=REPO, capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", before_dir], input=archive.stdout, check=True)
+        extract_provider(BEFORE_COMMIT, Path(before_dir))
         codes = {"before": before_dir, "after": str(REPO)}
         port_file = Path(before_dir) / "port"
         server = register(

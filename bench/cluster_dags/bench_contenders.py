@@ -2,7 +2,9 @@
 
 Environment: ``WAVESPEED_BENCH_TASKS`` (mapped tasks per run), ``WAVESPEED_BENCH_LATENCY`` (seconds),
 ``WAVESPEED_BENCH_IMAGE`` (an input URL on the emulator), ``WAVESPEED_BENCH_KEY`` and
-``WAVESPEED_BENCH_URL`` (for the SDK contender, which reads no Airflow connection).
+``WAVESPEED_BENCH_URL`` (for the SDK contender, which reads no Airflow connection), and
+``WAVESPEED_BENCH_DAGS`` (comma-separated DAG ids to build; all when unset: an older provider measured by
+``bench/cluster.py --provider-at`` cannot build the DAGs that use newer arguments).
 """
 
 from __future__ import annotations
@@ -27,31 +29,43 @@ PROMPTS = [f"bench edit {n}" for n in range(TASKS)]
 TARGET = "{{ macros.datetime.utcnow() + macros.timedelta(seconds=" + f"{LATENCY:g}" + ") }}"
 
 
+ONLY = {dag_id for dag_id in os.environ.get("WAVESPEED_BENCH_DAGS", "").split(",") if dag_id}
+
+
+def wanted(dag_id: str) -> bool:
+    return not ONLY or dag_id in ONLY
+
+
 def bench_dag(dag_id: str) -> DAG:
     return DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, max_active_tasks=512)
 
 
-with bench_dag("bench_floor"):
-    DateTimeSensorAsync.partial(task_id="wait").expand(target_time=[TARGET] * TASKS)
+if wanted("bench_floor"):
+    with bench_dag("bench_floor"):
+        DateTimeSensorAsync.partial(task_id="wait").expand(target_time=[TARGET] * TASKS)
 
-with bench_dag("bench_floor_end_from_trigger"):
-    DateTimeSensorAsync.partial(task_id="wait", end_from_trigger=True).expand(target_time=[TARGET] * TASKS)
+if wanted("bench_floor_end_from_trigger"):
+    with bench_dag("bench_floor_end_from_trigger"):
+        DateTimeSensorAsync.partial(task_id="wait", end_from_trigger=True).expand(target_time=[TARGET] * TASKS)
 
-with bench_dag("bench_ours"):
-    WaveSpeedImageEditOperator.partial(task_id="wait", images=[IMAGE], deferrable=True, poll_interval=2).expand(
-        prompt=PROMPTS
-    )
+if wanted("bench_ours"):
+    with bench_dag("bench_ours"):
+        WaveSpeedImageEditOperator.partial(task_id="wait", images=[IMAGE], deferrable=True, poll_interval=2).expand(
+            prompt=PROMPTS
+        )
 
-with bench_dag("bench_ours_end_from_trigger"):
-    WaveSpeedImageEditOperator.partial(
-        task_id="wait", images=[IMAGE], deferrable=True, poll_interval=2, end_from_trigger=True
-    ).expand(prompt=PROMPTS)
+if wanted("bench_ours_end_from_trigger"):
+    with bench_dag("bench_ours_end_from_trigger"):
+        WaveSpeedImageEditOperator.partial(
+            task_id="wait", images=[IMAGE], deferrable=True, poll_interval=2, end_from_trigger=True
+        ).expand(prompt=PROMPTS)
 
 
-with bench_dag("bench_ours_on_worker"):
-    WaveSpeedImageEditOperator.partial(task_id="wait", images=[IMAGE], deferrable=False, poll_interval=2).expand(
-        prompt=PROMPTS
-    )
+if wanted("bench_ours_on_worker"):
+    with bench_dag("bench_ours_on_worker"):
+        WaveSpeedImageEditOperator.partial(task_id="wait", images=[IMAGE], deferrable=False, poll_interval=2).expand(
+            prompt=PROMPTS
+        )
 
 
 def _sdk_edit(prompt: str) -> list[str]:
@@ -62,18 +76,20 @@ def _sdk_edit(prompt: str) -> list[str]:
     return list(result["outputs"])
 
 
-with bench_dag("bench_sdk_python"):
-    PythonOperator.partial(task_id="wait", python_callable=_sdk_edit).expand(op_args=[[p] for p in PROMPTS])
+if wanted("bench_sdk_python"):
+    with bench_dag("bench_sdk_python"):
+        PythonOperator.partial(task_id="wait", python_callable=_sdk_edit).expand(op_args=[[p] for p in PROMPTS])
 
-with bench_dag("bench_stock_http"):
-    submitted = HttpOperator.partial(
-        task_id="submit",
-        http_conn_id="bench_http",
-        endpoint=f"/api/v3/{GPT_IMAGE_2_EDIT}",
-        method="POST",
-        headers={"Content-Type": "application/json"},
-        response_filter=lambda response: response.json()["data"]["id"],
-    ).expand(data=[json.dumps({"images": [IMAGE], "prompt": p}) for p in PROMPTS])
-    HttpSensor.partial(task_id="wait", http_conn_id="bench_http", deferrable=True, poke_interval=2).expand(
-        endpoint=submitted.output.map(lambda prediction_id: f"/_bench/predictions/{prediction_id}/ready")
-    )
+if wanted("bench_stock_http"):
+    with bench_dag("bench_stock_http"):
+        submitted = HttpOperator.partial(
+            task_id="submit",
+            http_conn_id="bench_http",
+            endpoint=f"/api/v3/{GPT_IMAGE_2_EDIT}",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            response_filter=lambda response: response.json()["data"]["id"],
+        ).expand(data=[json.dumps({"images": [IMAGE], "prompt": p}) for p in PROMPTS])
+        HttpSensor.partial(task_id="wait", http_conn_id="bench_http", deferrable=True, poke_interval=2).expand(
+            endpoint=submitted.output.map(lambda prediction_id: f"/_bench/predictions/{prediction_id}/ready")
+        )
