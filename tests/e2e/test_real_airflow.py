@@ -424,16 +424,17 @@ def test_only_the_approved_run_publishes(stack: Stack) -> None:
         # A person answers seconds after the form appears. The test could answer within the second the
         # task pauses, before the scheduler has taken in the pause: on Airflow 3.3.2 the paused process's
         # executor event then meets an already re-queued task and the scheduler fails the review. Answer
-        # as a person would: once the scheduler has recorded each review as awaiting input.
+        # as a person would: once the scheduler has recorded each review as paused (awaiting input on 3.3,
+        # deferred to the triggerer on 3.1 and 3.2).
         log = (stack.cluster.log_dir / "scheduler.out").read_text(errors="replace")
         recorded = (
             f"TaskInstance Finished: dag_id={REVIEW_DAG}, task_id=review, run_id={run.run_id}," for run in runs.values()
         )
-        lines = [line for line in log.splitlines() if "state=awaiting_input" in line]
+        lines = [line for line in log.splitlines() if "state=awaiting_input," in line or "state=deferred," in line]
         return all(any(head in line for line in lines) for head in recorded)
 
     wait_for(
-        paused_for_the_scheduler, timeout=60, what="the scheduler to record both reviews as awaiting input",
+        paused_for_the_scheduler, timeout=60, what="the scheduler to record both reviews as paused",
         budget=stack.budget, processes=stack.cluster.live(),
     )  # fmt: skip
     for name, form in forms.items():
