@@ -26,6 +26,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedInputError,
     WaveSpeedMalformedResponseError,
     WaveSpeedNotFoundError,
+    WaveSpeedSpendLimitError,
     WaveSpeedSubmitUncertainError,
     WaveSpeedTimeoutError,
 )
@@ -388,6 +389,16 @@ class WaveSpeedHook(BaseHook):
         if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not math.isfinite(balance):
             raise WaveSpeedMalformedResponseError("get balance: no numeric 'balance'", http_status=200, body=str(data))
         return float(balance)
+
+    def require_balance(self, min_balance_usd: float, *, refused: str) -> float:
+        """The account balance, or :class:`WaveSpeedSpendLimitError` (no retries) when it is below
+        ``min_balance_usd``; ``refused`` ends the message with what was not submitted."""
+        balance = self.get_balance()
+        if balance < min_balance_usd:
+            raise WaveSpeedSpendLimitError(
+                f"The WaveSpeed balance is {balance:.4f} USD, below min_balance_usd={min_balance_usd:g}; {refused}"
+            )
+        return balance
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with the cheapest call there is, ``GET /api/v3/balance`` (bills nothing).

@@ -78,12 +78,8 @@ class WaveSpeedBudgetOperator(WaveSpeedTaskMixin, BaseOperator):
             )
         balance = None
         if self.min_balance_usd is not None:
-            balance = self.hook.get_balance()
-            if balance < self.min_balance_usd:
-                raise WaveSpeedSpendLimitError(
-                    f"The WaveSpeed balance is {balance:.4f} USD, below min_balance_usd={self.min_balance_usd:g}; "
-                    f"the batch of {len(quotes)} {self.model} predictions was not submitted"
-                )
+            refused = f"the batch of {len(quotes)} {self.model} predictions was not submitted"
+            balance = self.hook.require_balance(self.min_balance_usd, refused=refused)
         return {"total_usd": total, "quotes": quotes, "balance_usd": balance}
 
     def _check(self, *, rendered: bool) -> None:

@@ -256,12 +256,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
                     f"{self.max_cost_usd:g}; nothing was submitted"
                 )
         if self.min_balance_usd is not None:
-            balance = self.hook.get_balance()
-            if balance < self.min_balance_usd:
-                raise WaveSpeedSpendLimitError(
-                    f"The WaveSpeed balance is {balance:.4f} USD, below min_balance_usd={self.min_balance_usd:g}; "
-                    f"nothing was submitted to {self.model}"
-                )
+            self.hook.require_balance(self.min_balance_usd, refused=f"nothing was submitted to {self.model}")
         return quote
 
     def _resume(self, prediction_id: str, ledger: PredictionLedger) -> Prediction | None:
