@@ -150,6 +150,18 @@ def gzip_bomb(expanded_bytes: int) -> Handler:
     return handle
 
 
+def encoded(bodies: list[bytes], encoding: str) -> Handler:
+    """Answers with these bodies as sent (one per request, the last repeated), under ``Content-Encoding``."""
+    sent = [0]
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = bodies[min(sent[0], len(bodies) - 1)]
+        sent[0] += 1
+        return web.Response(body=body, headers={"Content-Type": "application/json", "Content-Encoding": encoding})
+
+    return handle
+
+
 def echo_authorization(status: int = 401) -> Handler:
     """An error answer whose message repeats the request's Authorization header."""
 

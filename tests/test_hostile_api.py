@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import time
 import tracemalloc
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedConnectionConfigError,
     WaveSpeedError,
     WaveSpeedInputError,
+    WaveSpeedMalformedResponseError,
     WaveSpeedOutputError,
     WaveSpeedOutputRefusedError,
     WaveSpeedResponseTooLargeError,
@@ -36,6 +39,7 @@ from airflow_wavespeed.exceptions import (
 from airflow_wavespeed.hooks.event_loop import LoopResources
 from airflow_wavespeed.hooks.limits import RequestLimits
 from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy, is_public_address
+from airflow_wavespeed.hooks.transport import CappedBody
 from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
 from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
@@ -411,6 +415,39 @@ async def test_an_over_size_answer_in_the_triggerer_is_an_error_event(
         (event,) = [event.payload async for event in trigger.run()]
         assert api.hits["GET /api/v3/predictions/p-huge/result"] == 1
     assert event["status"] == "error" and "over the cap" in event["message"]
+
+
+def _deflate(data: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(wbits=wbits)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize("wbits", [15, -15], ids=["zlib-deflate", "raw-deflate"])
+async def test_the_triggerer_inflates_deflate_with_or_without_its_header(
+    monkeypatch: pytest.MonkeyPatch, wbits: int
+) -> None:
+    body = json.dumps(hs.prediction("p-deflate", outputs=["https://e.com/o.png"])).encode()
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.encoded([_deflate(body, wbits)], "deflate")}) as api:
+        use(api, monkeypatch)
+        trigger = WaveSpeedPredictionTrigger("p-deflate", poll_interval=0.1, end_time=time.time() + 30, hook_params=FAST)
+        (event,) = [event.payload async for event in trigger.run()]
+    assert event["status"] == "success" and event["outputs"] == ["https://e.com/o.png"], event
+
+
+async def test_a_body_that_does_not_inflate_is_malformed_and_polled_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corrupt gzip body is a malformed answer (retried), not a raw zlib error that ends the wait."""
+    good = gzip.compress(json.dumps(hs.prediction("p-corrupt", outputs=["https://e.com/o.png"])).encode())
+    corrupt = good[:10] + b"\xff" * 40
+    handler = hs.encoded([corrupt, good], "gzip")
+    with HostileServer({"GET /api/v3/predictions/{id}/result": handler}) as api:
+        use(api, monkeypatch)
+        trigger = WaveSpeedPredictionTrigger("p-corrupt", poll_interval=0.1, end_time=time.time() + 30, hook_params=FAST)
+        (event,) = [event.payload async for event in trigger.run()]
+        assert api.hits["GET /api/v3/predictions/p-corrupt/result"] == 2
+    assert event["status"] == "success", event
+    with pytest.raises(WaveSpeedMalformedResponseError, match="does not inflate"):
+        body = CappedBody("gzip", MiB, "get prediction p-corrupt")
+        body.feed(corrupt)
 
 
 def test_an_over_size_submit_answer_is_uncertain_and_not_resent(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -459,6 +459,7 @@ class CappedBody:
         self.cap, self.context = cap, context
         self.data = bytearray()
         coding = (encoding or "identity").strip().lower()
+        self._raw_deflate_possible = coding == "deflate"
         if coding in ("gzip", "x-gzip", "deflate"):
             self._inflater: Any = zlib.decompressobj(47)  # 32 + 15: a zlib or gzip header, detected
         elif coding == "identity":
@@ -470,8 +471,18 @@ class CappedBody:
 
     def feed(self, chunk: bytes) -> None:
         if self._inflater is not None:
+            if self._raw_deflate_possible and chunk:
+                # "deflate" is often sent without its zlib header (raw deflate, as browsers accept too).
+                self._raw_deflate_possible = False
+                if len(chunk) < 2 or chunk[0] & 0x0F != 8 or (chunk[0] << 8 | chunk[1]) % 31:
+                    self._inflater = zlib.decompressobj(-15)
             room = self.cap + 1 - len(self.data)
-            chunk = self._inflater.decompress(chunk, room)
+            try:
+                chunk = self._inflater.decompress(chunk, room)
+            except zlib.error as error:  # a corrupt body: malformed, retried like any other
+                raise WaveSpeedMalformedResponseError(
+                    f"{self.context}: the body does not inflate ({error})", http_status=0, body=""
+                ) from None
             if self._inflater.unconsumed_tail:
                 raise _too_large(self.context, self.cap)
         self.data += chunk
