@@ -3,6 +3,7 @@ reject paths run on the real Airflow of ``tests/e2e`` (``test_real_airflow.py``)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from airflow_wavespeed.operators.review import WaveSpeedReviewOperator, review_markdown
@@ -55,6 +56,28 @@ def test_the_review_operator_reads_an_unmapped_and_a_mapped_edit() -> None:
     )
     body = review.review_body({"ti": mapped})  # type: ignore[arg-type]
     assert "2 edit(s)" in body and "Make it night" in body and body.index("a.png") < body.index("b.png")
+
+
+def test_the_review_reads_edits_that_ended_in_the_triggerer() -> None:
+    """With end_from_trigger, Airflow stores the edit's XComs as JSON text (README, "Ending in the triggerer")."""
+    review = WaveSpeedReviewOperator(task_id="review", edit_task_id="edit")
+    single = XComStandIn(
+        {("edit", "prediction"): json.dumps(METADATA), ("edit", "return_value"): '["https://cdn.example/a.png"]'}
+    )
+    body = review.review_body({"ti": single})  # type: ignore[arg-type]
+    assert "1 edit(s)" in body and "![edit 1, image 1](https://cdn.example/a.png)" in body
+    assert "0.0600 USD (quoted)" in body and "**flagged**: image 2" in body
+
+    second = {**METADATA, "id": "p2", "prompt": "Make it night"}
+    mapped = XComStandIn(
+        {
+            ("edit", "prediction"): [json.dumps(METADATA), json.dumps(second)],
+            ("edit", "return_value"): ['["https://cdn.example/a.png"]', '["https://cdn.example/b.png"]'],
+        }
+    )
+    body = review.review_body({"ti": mapped})  # type: ignore[arg-type]
+    assert "2 edit(s)" in body and "Make it night" in body
+    assert "![edit 1, image 1](https://cdn.example/a.png)" in body and "![edit 2, image 1](https://cdn.example/b.png)" in body
 
 
 def test_outputs_already_in_s3_are_shown_through_presigned_urls(aws_conn: str, s3: Any, bucket: str) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-from airflow_wavespeed.utils.validation import check_positive, scheme_of
+from airflow_wavespeed.utils.validation import check_positive, from_json_text, scheme_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -111,7 +111,12 @@ class WaveSpeedReviewOperator(ApprovalOperator):
 
 
 def _per_map_index(value: Any) -> list[Any]:
-    """An XCom pull as one entry per edit: a mapped task answers a sequence of per-index values."""
+    """An XCom pull as one entry per edit: a mapped task answers a sequence of per-index values.
+
+    Values an edit left as JSON text (it ended in the triggerer) are read back first."""
+    value = from_json_text(value)
+    if isinstance(value, (list, tuple)):
+        value = [from_json_text(item) for item in value]
     if value is None:
         return []
     if isinstance(value, dict):

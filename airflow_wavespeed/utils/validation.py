@@ -304,17 +304,23 @@ def check_name_template(template: Any, *, argument: str = "key_template") -> str
     return template
 
 
+def from_json_text(value: Any) -> Any:
+    """An XCom value as it was pushed: a task that ended in the triggerer leaves its XComs as JSON text
+    (README, "Ending in the triggerer"), so a string holding a JSON list or object is read as one."""
+    if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    return value
+
+
 def check_outputs(outputs: Any, *, argument: str = "outputs") -> list[str]:
     """``outputs`` as a list: http(s) URLs or base64 strings (a ``data:`` URI or bare base64).
 
-    A JSON list in a string is read as the list: what a task that ended in the triggerer left in XCom
-    (Airflow stores those XComs as JSON text).
+    A JSON list in a string is read as the list (:func:`from_json_text`).
     """
-    if isinstance(outputs, str) and outputs.lstrip().startswith("["):
-        try:
-            outputs = json.loads(outputs)
-        except ValueError:
-            pass
+    outputs = from_json_text(outputs)
     if isinstance(outputs, str):
         outputs = [outputs]
     if not isinstance(outputs, Sequence):
