@@ -450,6 +450,25 @@ async def test_a_body_that_does_not_inflate_is_malformed_and_polled_again(monkey
         body.feed(corrupt)
 
 
+async def test_outputs_the_nsfw_policy_drops_resume_on_a_worker_not_in_the_triggerer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """end_from_trigger with nsfw_policy='drop': when outputs are dropped the worker finishes (and logs it)."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    outputs = ["https://e.com/flagged.png", "https://e.com/clean.png"]
+    body = hs.prediction("p-nsfw", outputs=outputs, has_nsfw_contents=[True, False])
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.answer(body)}) as api:
+        use(api, monkeypatch)
+        trigger = WaveSpeedPredictionTrigger(
+            "p-nsfw", poll_interval=0.1, end_time=time.time() + 30, hook_params=FAST,
+            end_from_trigger=True, nsfw_policy="drop",
+        )  # fmt: skip
+        (event,) = [event async for event in trigger.run()]
+    assert not isinstance(event, TaskSuccessEvent)
+    assert event.payload["status"] == "success" and event.payload["outputs"] == outputs
+
+
 def test_an_over_size_submit_answer_is_uncertain_and_not_resent(monkeypatch: pytest.MonkeyPatch) -> None:
     with HostileServer({SUBMIT: hs.huge(16 * MiB)}) as api:
         use(api, monkeypatch)

@@ -237,6 +237,8 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             outputs = accepted_outputs(prediction, self.nsfw_policy)
         except WaveSpeedPredictionFailedError:
             return None  # the worker raises it, with retries and callbacks as usual
+        if outputs != list(prediction.outputs):
+            return None  # the policy dropped outputs: the worker logs which, in the task's log
         timings = {"operator_seconds": self.carry.get("operator_seconds"), "triggerer_seconds": event.waited_seconds}
         metadata = {
             **(event.prediction or {}),
