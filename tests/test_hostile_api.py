@@ -290,6 +290,22 @@ def test_a_trickled_poll_cannot_outlast_wait_for_prediction(monkeypatch: pytest.
         assert time.monotonic() - started < 4
 
 
+def test_a_download_the_deadline_cut_short_is_an_error_even_without_a_length() -> None:
+    """A body with no Content-Length simply ends when the deadline shuts its connection: never a success."""
+    from airflow_wavespeed.hooks.outputs import _Stream
+    from airflow_wavespeed.hooks.transport import Deadline
+
+    class Ended:
+        def read(self, size: int) -> bytes:
+            return b""
+
+    deadline = Deadline(60)
+    deadline.expired = True
+    with pytest.raises(WaveSpeedOutputError, match="took longer than transfer_timeout=60 s"):
+        _Stream(Ended(), deadline, "https://e.com/o.png").read(1024)
+    assert _Stream(Ended(), Deadline(60), "https://e.com/o.png").read(1024) == b"", "a body that ended in time"
+
+
 def test_a_trickled_output_cannot_outlast_transfer_timeout(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, png: bytes
 ) -> None:

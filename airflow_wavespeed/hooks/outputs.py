@@ -176,6 +176,9 @@ class _Stream(io.RawIOBase):
             data: bytes = self._raw.read(len(buffer))
         except Exception as error:
             raise _download_error(self._url, self._deadline, error) from None
+        if not data and len(buffer) and self._deadline.expired:
+            # The deadline shut the connection: a body without a length then just ends, cut short.
+            raise _download_error(self._url, self._deadline, EOFError("cut short"))
         buffer[: len(data)] = data
         return len(data)
 
