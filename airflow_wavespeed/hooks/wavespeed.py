@@ -67,7 +67,8 @@ class WaveSpeedHook(BaseHook):
     :param limits: timeouts and retry bounds, the fields of
         :class:`~airflow_wavespeed.hooks.limits.RequestLimits` (``connect_timeout``, ``read_timeout``,
         ``sync_read_timeout``, ``upload_read_timeout``, ``max_attempts``, ``retry_min_wait``,
-        ``retry_max_wait``, ``retry_max_seconds``). Operators pass their ``hook_params`` here.
+        ``retry_max_wait``, ``retry_max_seconds``, ``request_timeout``, ``transfer_timeout``,
+        ``max_response_bytes``, ``max_base64_response_bytes``). Operators pass their ``hook_params`` here.
     """
 
     conn_name_attr = "wavespeed_conn_id"
