@@ -41,10 +41,18 @@ else:  # pragma: no cover - Python 3.10
     async def _time_limit(seconds: float) -> AsyncIterator[None]:
         task = asyncio.current_task()
         assert task is not None
-        handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
+        fired = []
+
+        def expire() -> None:
+            fired.append(True)
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(seconds, expire)
         try:
             yield
         except asyncio.CancelledError:
+            if not fired:  # the triggerer cancelled the trigger: not a timeout
+                raise
             raise TimeoutError from None
         finally:
             handle.cancel()
