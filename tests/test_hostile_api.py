@@ -485,6 +485,18 @@ async def test_outputs_the_nsfw_policy_drops_resume_on_a_worker_not_in_the_trigg
     assert event.payload["status"] == "success" and event.payload["outputs"] == outputs
 
 
+def test_an_api_that_serves_only_the_newer_balance_path_passes_the_connection_test(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``/api/v3/balance`` answers 404, ``/api/v3/account/balance`` the balance: both checks agree."""
+    with HostileServer({"GET /api/v3/account/balance": hs.answer(hs.envelope({"balance": 12.5}))}) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(**FAST)
+        assert hook.get_balance() == 12.5
+        ok, message = hook.test_connection()
+    assert ok and "balance: 12.5 USD" in message, message
+
+
 def test_an_over_size_submit_answer_is_uncertain_and_not_resent(monkeypatch: pytest.MonkeyPatch) -> None:
     with HostileServer({SUBMIT: hs.huge(16 * MiB)}) as api:
         use(api, monkeypatch)

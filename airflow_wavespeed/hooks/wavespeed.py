@@ -408,7 +408,12 @@ class WaveSpeedHook(BaseHook):
         chose, so they speak of "this connection" and its fields.
         """
         try:
-            data, _ = self._request("GET", "/api/v3/balance", context="check balance", parse=envelope, attempts=2)
+            try:
+                data, _ = self._request("GET", "/api/v3/balance", context="check balance", parse=envelope, attempts=2)
+            except WaveSpeedNotFoundError:  # the newer path, as get_balance tries it
+                data, _ = self._request(
+                    "GET", "/api/v3/account/balance", context="check balance", parse=envelope, attempts=2
+                )
         except WaveSpeedNotFoundError as error:
             return False, (
                 f"{self.base_url} answered 404 for /api/v3/balance ({error.api_message or 'not found'}). The base "
