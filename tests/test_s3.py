@@ -16,7 +16,12 @@ import pytest
 from airflow.sdk import Asset
 
 from airflow_wavespeed.emulator import Emulator
-from airflow_wavespeed.exceptions import OutputExistsError, OutputTooLargeError, WaveSpeedInputError
+from airflow_wavespeed.exceptions import (
+    OutputExistsError,
+    OutputTooLargeError,
+    WaveSpeedInputError,
+    WaveSpeedOutputError,
+)
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
 from airflow_wavespeed.transfers.wavespeed_to_s3 import WaveSpeedToS3Operator
 from tests.emulator_fixtures import loopback_download
@@ -482,6 +487,15 @@ def test_a_failed_copy_never_deletes_a_key_it_overwrote(aws_conn: str, s3: Any, 
     # Output 0 overwrote the earlier copy and stays; output 1 was new and is gone; 2 never landed.
     assert [f"s3://{bucket}/{key}" for key in keys_under(s3, bucket)] == first
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_a_store_that_s3_refuses_is_an_output_error_naming_the_prediction(
+    aws_conn: str, s3: Any, bucket: str, cdn: str
+) -> None:
+    """S3's own refusal (here: no such bucket) surfaces as a WaveSpeedOutputError, not a raw boto error."""
+    op = store_operator(f"{bucket}-missing", [f"{cdn}/download?id=1"], prediction_id="p-refused", **LOOPBACK_CDN)
+    with pytest.raises(WaveSpeedOutputError, match=rf"outputs of prediction p-refused in s3://{bucket}-missing/"):
+        op.execute(run_context())
 
 
 def test_a_key_template_without_n_is_refused_for_several_outputs_before_any_download(

@@ -30,7 +30,9 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow_wavespeed.exceptions import (
     OutputExistsError,
     OutputTooLargeError,
+    WaveSpeedError,
     WaveSpeedInputError,
+    WaveSpeedOutputError,
     WaveSpeedOutputRefusedError,
 )
 from airflow_wavespeed.utils.media import SNIFF_BYTES, UPLOADABLE_TYPES, sniff_image_extension
@@ -105,7 +107,7 @@ def open_output(output: str, *, download: Download, max_output_bytes: int, predi
             yield _image(capped, capped.peek(SNIFF_BYTES)[:SNIFF_BYTES], output, prediction_id)
         return
     if "://" in output[:16]:
-        raise WaveSpeedInputError(f"only http(s) outputs can be copied, got {output[:80]!r}")
+        raise WaveSpeedOutputRefusedError(f"only http(s) outputs can be copied, got {output[:80]!r}")
     data = _decode_base64(output, max_output_bytes)
     yield _image(io.BytesIO(data), data[:SNIFF_BYTES], output, prediction_id)
 
@@ -164,10 +166,15 @@ def store_outputs(
                 stored.append(location)
                 if new:
                     created.append(location)
-    except BaseException:
+    except BaseException as error:
         # All or nothing for what this call created, so a retry with replace=False starts clean. A key
         # that existed before (replace=True) is left with its new copy, never deleted.
         _remove(created, aws_conn_id=aws_conn_id)
+        if isinstance(error, Exception) and not isinstance(error, WaveSpeedError):  # a full disk, S3 refusing
+            raise WaveSpeedOutputError(
+                f"storing the outputs of prediction {prediction_id} in {destination} failed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         raise
     return stored
 
@@ -272,7 +279,7 @@ def _decode_base64(output: str, max_output_bytes: int) -> bytes:
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise WaveSpeedInputError(
+        raise WaveSpeedOutputRefusedError(
             f"output {describe(output)} is neither an http(s) URL nor valid base64"
         ) from None
 
