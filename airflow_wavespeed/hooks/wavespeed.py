@@ -154,8 +154,10 @@ class WaveSpeedHook(BaseHook):
     @property
     def longest_poll_seconds(self) -> float:
         """The most one poll can take, retries included: no new try starts after ``retry_max_seconds``,
-        and a try lasts at most its total deadline."""
-        return self.limits.retry_max_seconds + self._async.try_seconds
+        a try lasts at most its total deadline, and a refused key is read again and the poll sent once
+        more (``_aget``). Reading the connection is Airflow's call and not bounded here: a trigger whose
+        deadline is within this reach puts its own timer on the poll."""
+        return 2 * (self.limits.retry_max_seconds + self._async.try_seconds)
 
     @property
     def base_url(self) -> str:
