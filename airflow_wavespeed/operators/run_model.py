@@ -302,28 +302,16 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         )
 
     def _may_end_in_triggerer(self) -> bool:
-        """Whether a success may end in the triggerer: asked for, and nothing left for a worker to do.
-
-        Storing outputs, asset events for outlets, a success callback and lineage listeners all run on a
-        worker only (Airflow skips them for a task that ends in the triggerer).
-        """
+        """Whether a success may end in the triggerer: asked for, and nothing left for a worker to do
+        (storing outputs, and what :func:`work_left_for_a_worker` names)."""
         if not self.end_from_trigger:
             return False
-        from airflow_wavespeed.utils.lineage import lineage_active
+        from airflow_wavespeed.triggers.prediction import work_left_for_a_worker
 
-        reasons = [
-            reason
-            for reason, present in (
-                ("output_uri", bool(self.output_uri)),
-                ("outlets", bool(self.outlets)),
-                ("on_success_callback", bool(self.on_success_callback)),
-                ("lineage", lineage_active()),
-            )
-            if present
-        ]
-        if reasons:
-            self.log.info("end_from_trigger: finishing on a worker, for %s", ", ".join(reasons))
-        return not reasons
+        left = work_left_for_a_worker(self, output_uri=bool(self.output_uri))
+        if left:
+            self.log.info("end_from_trigger: finishing on a worker, for %s", ", ".join(left))
+        return not left
 
     def _complete(self, context: Context, prediction: Prediction, timings: TaskTimings) -> list[str]:
         """Check, store and return the outputs; record where the task's time went."""

@@ -103,10 +103,10 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
         )
 
     def _may_end_in_triggerer(self) -> bool:
-        """As the operator's: asked for, and no outlets, success callback or lineage listener to run."""
-        from airflow_wavespeed.utils.lineage import lineage_active
+        """As the operator's: asked for, and nothing left for a worker (:func:`work_left_for_a_worker`)."""
+        from airflow_wavespeed.triggers.prediction import work_left_for_a_worker
 
-        return self.end_from_trigger and not (self.outlets or self.on_success_callback or lineage_active())
+        return self.end_from_trigger and not work_left_for_a_worker(self)
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_wavespeed.prediction import judge_poll

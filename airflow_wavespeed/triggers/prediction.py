@@ -312,6 +312,17 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         )
 
 
+def work_left_for_a_worker(task: BaseOperator, **more: bool) -> list[str]:
+    """What a task would still do on a worker after a success, by name (``more``: the task's own, such as
+    storing outputs). Airflow skips asset events for outlets, success callbacks and lineage listeners for
+    a task that ends in the triggerer, so ``end_from_trigger`` applies only when this is empty."""
+    from airflow_wavespeed.utils.lineage import lineage_active
+
+    checks = {**more, "outlets": bool(task.outlets), "on_success_callback": bool(task.on_success_callback)}
+    left = [name for name, present in checks.items() if present]
+    return left + ["lineage"] if lineage_active() else left
+
+
 def defer_to_trigger(
     task: BaseOperator,
     prediction_id: str,
