@@ -29,8 +29,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import psutil
 from _common import (
@@ -85,6 +87,22 @@ def tree_cpu(pids: list[int]) -> float:
     return total
 
 
+def call_kind(line: str) -> str:
+    """An access-log line's Execution API call with the ids taken out: ``PATCH task-instances/{id}/run``,
+    ``POST xcoms/prediction_id``, ``GET connections``."""
+    method = line.split("method=", 1)[1].split()[0] if "method=" in line else "?"
+    path = line.split("path=", 1)[1].split()[0].split("?")[0]
+    parts = path.split("/")[2:]  # after "/execution/"
+    resource = parts[0] if parts else ""
+    if resource == "task-instances" and len(parts) >= 3:
+        return f"{method} task-instances/{{id}}/{parts[2]}"
+    if resource == "xcoms" and len(parts) >= 5:
+        return f"{method} xcoms/{unquote(parts[4])}"
+    if resource == "store" and len(parts) >= 2:
+        return f"{method} store/{parts[1]}"
+    return f"{method} {resource}"
+
+
 class Bench:
     def __init__(self, airflow: CeleryCluster, postgres: PostgresServer, emulator: EmulatorProcess, tasks: int) -> None:
         self.airflow, self.postgres, self.emulator, self.tasks = airflow, postgres, emulator, tasks
@@ -121,11 +139,13 @@ class Bench:
         with self.access_log.open("rb") as log:
             log.seek(offset)
             lines = [line for line in log.read().decode(errors="replace").splitlines() if "path=/execution/" in line]
-        launches = sum(1 for line in lines if "method=PATCH" in line and line.split("path=")[1].split()[0].endswith("/run"))
+        kinds = Counter(call_kind(line) for line in lines)
+        launches = kinds["PATCH task-instances/{id}/run"]
         return {
             "state": state,
             "cpu": spent / self.tasks,
             "api": len(lines) / self.tasks,
+            "calls": {kind: count / self.tasks for kind, count in kinds.items()},
             "launches": launches / self.tasks,
             "wall": wall,
             **{f"cpu_{kind}": value / self.tasks for kind, value in parts.items()},
@@ -257,7 +277,30 @@ def report_before(results: dict[str, list[dict[str, Any]]], tasks: int, latency:
         ])  # fmt: skip
     print(f"\nPer task, {tasks} mapped tasks a run, {latency:g} s latency, median of the runs:")
     print(table(["contender", "launches", "Airflow CPU-s", "vs floor", "API calls", "worker", "wall s", "every run CPU-s"], rows))
+    report_calls(results)
     return 0
+
+
+HEARTBEAT = "PUT task-instances/{id}/heartbeat"
+
+
+def without_heartbeats(run: dict[str, Any]) -> float:
+    """Calls per task less heartbeats: the supervisor sends one when a launch starts and one per
+    ``min_heartbeat_interval`` (5 s) it lives, so their number follows how loaded the machine is."""
+    return float(run["api"] - run["calls"].get(HEARTBEAT, 0.0))
+
+
+def report_calls(results: dict[str, list[dict[str, Any]]]) -> None:
+    """Where each contender's Execution API calls go, per task (median of the runs), side by side."""
+    kinds = sorted({kind for runs in results.values() for run in runs for kind in run["calls"]})
+    rows = [
+        [kind, *(f"{statistics.median(run['calls'].get(kind, 0.0) for run in runs):.2f}" for runs in results.values())]
+        for kind in kinds
+    ]
+    rows.append(["all calls", *(f"{statistics.median(run['api'] for run in runs):.2f}" for runs in results.values())])
+    rows.append(["all but heartbeats", *(f"{statistics.median(without_heartbeats(r) for r in runs):.2f}" for runs in results.values())])
+    print("\nWhere the Execution API calls go, per task (median of the runs):")
+    print(table(["call", *results], rows))
 
 
 def _upload(base_url: str) -> str:
@@ -291,6 +334,7 @@ def report(results: dict[str, list[dict[str, Any]]], tasks: int, latency: float)
         ["contender", "launches", "Airflow CPU-s", "vs floor", "vs floor eft", "API calls", "worker", "scheduler",
          "triggerer", "postgres", "wall s", "every run CPU-s"], rows,
     ))  # fmt: skip
+    report_calls(results)
     ours, ours_eft = median("ours", "cpu"), median("ours, end_from_trigger", "cpu")
     targets = [
         ["ours vs floor, CPU-s per task (2 launches each)", f"{ours / floor:.2f}x", f"<= {TARGET_CPU_RATIO}x", verdict(ours / floor, TARGET_CPU_RATIO)],
