@@ -340,6 +340,24 @@ def test_retry_resumes_a_running_prediction_without_submitting(wavespeed_conn: E
     assert STATE_STORE_KEY not in store.values, "cleared on success, so a deliberate re-run submits afresh"
 
 
+def test_no_store_delete_where_airflow_clears_the_store_on_success(
+    wavespeed_conn: Emulator, emulator_image_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``[state_store] clear_on_success`` Airflow's API server drops the key as the task succeeds: the
+    ledger's own delete would be one more Execution API call per edit (``bench/RESULTS.md``, where the calls go)."""
+    deletes: list[str] = []
+    store = DictStateStore()
+    monkeypatch.setattr(store, "delete", deletes.append)
+    run_deferred(edit(emulator_image_url), make_context(store=store))
+    assert deletes == [STATE_STORE_KEY], "by default the ledger clears its record on success"
+
+    deletes.clear()
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
+    run_deferred(edit(emulator_image_url), make_context(store=store))
+    assert deletes == [], "Airflow clears the store itself: no call of ours"
+    assert wavespeed_conn.submit_count() == 2
+
+
 def test_retry_of_a_finished_prediction_returns_its_outputs(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
     store = DictStateStore()
     with pytest.raises(TaskDeferred):
