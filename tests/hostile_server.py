@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -90,12 +92,22 @@ def answer(body: dict[str, Any], status: int = 200) -> Handler:
     return handle
 
 
-def trickle(body: bytes, seconds_per_byte: float = 0.5, status: int = 200) -> Handler:
-    """Send the headers, then ``body`` a byte at a time: no read timeout ever trips."""
+def trickle(
+    body: bytes, seconds_per_byte: float = 0.5, status: int = 200, *, with_length: bool = True, close: bool = False
+) -> Handler:
+    """Send the headers, then ``body`` a byte at a time: no read timeout ever trips.
+
+    :param with_length: announce the length; without it the body is chunked.
+    :param close: answer ``Connection: close``: Python's http.client then hands the socket over to the
+        response and forgets it on the connection (the case a deadline must still be able to cut).
+    """
 
     async def handle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
-        response.content_length = len(body)
+        if with_length:
+            response.content_length = len(body)
+        if close:
+            response.force_close()
         await response.prepare(request)
         for byte in body:
             await response.write(bytes([byte]))
@@ -171,3 +183,47 @@ def echo_authorization(status: int = 401) -> Handler:
         return web.Response(text=json.dumps(body), status=status, content_type="application/json")
 
     return handle
+
+
+class CloseDelimitedServer:
+    """Answers every request with ``body`` trickled a byte at a time and framed by the connection's end:
+    HTTP/1.1, ``Connection: close``, neither a length nor chunks (aiohttp always frames a body, so this
+    one writes to the socket itself). A client cut short sees a body that just stops.
+
+    ``with CloseDelimitedServer(body) as server: server.base_url``
+    """
+
+    def __init__(self, body: bytes, seconds_per_byte: float = 0.05) -> None:
+        self.body, self.seconds_per_byte = body, seconds_per_byte
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stopped = threading.Event()
+
+    def __enter__(self) -> CloseDelimitedServer:
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(client,), daemon=True).start()
+
+    def _answer(self, client: socket.socket) -> None:
+        with client:
+            try:
+                client.recv(65536)
+                client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
+                for byte in self.body:
+                    if self._stopped.is_set():
+                        return
+                    client.sendall(bytes([byte]))
+                    time.sleep(self.seconds_per_byte)
+            except OSError:
+                return

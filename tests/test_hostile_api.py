@@ -35,6 +35,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedResumeError,
     WaveSpeedSubmitUncertainError,
     WaveSpeedTimeoutError,
+    WaveSpeedTransportError,
 )
 from airflow_wavespeed.hooks.event_loop import LoopResources
 from airflow_wavespeed.hooks.limits import RequestLimits
@@ -63,7 +64,7 @@ def png(sample_png: bytes) -> bytes:
     return sample_png
 
 
-def use(server: HostileServer | Emulator, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any] | None = None) -> None:
+def use(server: HostileServer | hs.CloseDelimitedServer | Emulator, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any] | None = None) -> None:
     """Point ``wavespeed_default`` at ``server`` with the distinctive key."""
     conn = json.loads(connection_json(server.base_url, KEY))
     if extra is not None:
@@ -290,6 +291,48 @@ def test_a_trickled_poll_cannot_outlast_wait_for_prediction(monkeypatch: pytest.
         assert time.monotonic() - started < 4
 
 
+TRICKLE_SHAPES = {
+    "length": {},
+    "chunked": {"with_length": False},
+    "length, close": {"close": True},
+    "no length, close": {"with_length": False, "close": True},
+}
+
+
+@pytest.mark.parametrize("shape", TRICKLE_SHAPES)
+def test_a_trickled_answer_is_cut_at_the_deadline_whatever_its_framing(
+    monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """A trickled answer is cut when the request's total deadline is up, also when the server answers
+    ``Connection: close`` (http.client then forgets the socket on the connection), and is reported as a
+    timeout, never as "malformed JSON" (a body that ends with its connection just stops when cut)."""
+    handler = hs.trickle(TRICKLED, 0.05, **TRICKLE_SHAPES[shape])
+    with HostileServer({"GET /api/v3/predictions/{id}/result": handler}) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(request_timeout=1.0, read_timeout=5, max_attempts=1, **FAST)
+        started = time.monotonic()
+        with pytest.raises(WaveSpeedTransportError, match=r"no complete answer within 1.0 s") as raised:
+            hook.get_prediction("p-slow")
+        assert time.monotonic() - started < 2.5, "the body takes 4.5 s to trickle: the deadline cut it"
+        assert not isinstance(raised.value, WaveSpeedMalformedResponseError)
+
+
+def test_a_close_delimited_answer_cut_at_the_deadline_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No length and no chunks: the body ends with the connection, so the cut leaves JSON that just stops.
+    That is the deadline's doing, and the error says so rather than calling the answer malformed."""
+    with hs.CloseDelimitedServer(TRICKLED, 0.05) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(request_timeout=1.0, read_timeout=5, max_attempts=1, **FAST)
+        started = time.monotonic()
+        with pytest.raises(WaveSpeedTransportError, match=r"no complete answer within 1.0 s") as raised:
+            hook.get_prediction("p-slow")
+        assert time.monotonic() - started < 2.5
+        assert not isinstance(raised.value, WaveSpeedMalformedResponseError)
+    with hs.CloseDelimitedServer(TRICKLED, 0.0) as whole:  # the same answer in time parses
+        use(whole, monkeypatch)
+        assert WaveSpeedHook(request_timeout=1.0, max_attempts=1).get_prediction("p-slow").id == "p-slow"
+
+
 def test_a_download_the_deadline_cut_short_is_an_error_even_without_a_length() -> None:
     """A body with no Content-Length simply ends when the deadline shuts its connection: never a success."""
     from airflow_wavespeed.hooks.outputs import _Stream
@@ -306,15 +349,16 @@ def test_a_download_the_deadline_cut_short_is_an_error_even_without_a_length() -
     assert _Stream(Ended(), Deadline(60), "https://e.com/o.png").read(1024) == b"", "a body that ended in time"
 
 
+@pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "connection-close"])
 def test_a_trickled_output_cannot_outlast_transfer_timeout(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, png: bytes
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, png: bytes, close: bool
 ) -> None:
     holder: dict[str, str] = {}
 
     async def submit(request: web.Request) -> web.StreamResponse:
         return web.json_response(hs.prediction("p-trickle", outputs=[holder["url"]]))
 
-    with HostileServer({SUBMIT: submit, "GET /outputs/slow.png": hs.trickle(png, 0.05)}) as api:
+    with HostileServer({SUBMIT: submit, "GET /outputs/slow.png": hs.trickle(png, 0.05, close=close)}) as api:
         holder["url"] = api.url("/outputs/slow.png")
         use(api, monkeypatch)
         started = time.monotonic()

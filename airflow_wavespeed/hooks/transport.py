@@ -174,6 +174,10 @@ class Deadline:
         if self._token is not None:
             _CURRENT_DEADLINE.reset(self._token)
 
+    def cut_short(self, context: str) -> WaveSpeedTransportError:
+        """The error for a request this deadline cut."""
+        return WaveSpeedTransportError(f"{context}: no complete answer within {self.seconds:.1f} s", request_sent=True)
+
     def watch(self, connection: urllib3.connection.HTTPConnection) -> None:
         with self._lock:
             self._connections.append(connection)
@@ -190,7 +194,10 @@ class Deadline:
 
 
 def _shut(connection: urllib3.connection.HTTPConnection) -> None:
-    sock = connection.sock
+    # An answer that ends with its connection ("Connection: close", or no length) takes the socket over:
+    # http.client then sets ``connection.sock`` to None while the body is still being read, so the socket
+    # kept when the connection was opened is the one to shut.
+    sock = connection.sock or getattr(connection, "opened_socket", None)
     if sock is not None:
         try:
             # The plain socket's shutdown, also for TLS: it wakes a read blocked in another thread.
@@ -224,15 +231,27 @@ def _connection_classes(peer_check: PeerCheck | None) -> dict[str, type[urllib3.
         send()
 
     class Connection(urllib3.connection.HTTPConnection):
+        opened_socket: socket.socket | None = None
+
         def _new_conn(self) -> socket.socket:
             return new_conn(self, "http", super()._new_conn)
+
+        def connect(self) -> None:
+            super().connect()
+            self.opened_socket = self.sock
 
         def request(self, *args: Any, **kwargs: Any) -> None:
             request(self, lambda: super(Connection, self).request(*args, **kwargs))
 
     class TLSConnection(urllib3.connection.HTTPSConnection):
+        opened_socket: socket.socket | None = None
+
         def _new_conn(self) -> socket.socket:
             return new_conn(self, "https", super()._new_conn)
+
+        def connect(self) -> None:
+            super().connect()
+            self.opened_socket = self.sock  # the TLS socket: the TCP one it wraps was detached
 
         def request(self, *args: Any, **kwargs: Any) -> None:
             request(self, lambda: super(TLSConnection, self).request(*args, **kwargs))
@@ -281,9 +300,7 @@ def deadline_of(seconds: float, context: str) -> Iterator[Deadline]:
             yield deadline
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
             if deadline.expired:
-                raise WaveSpeedTransportError(
-                    f"{context}: no complete answer within {seconds:.1f} s", request_sent=True
-                ) from None
+                raise deadline.cut_short(context) from None
             raise transport_error(error, context) from None
 
 
@@ -350,8 +367,9 @@ class SyncTransport:
                 seconds = total_timeout or self.limits.request_timeout
                 if until is not None:
                     seconds = min(seconds, until - time.monotonic())
+                where = f"{context} at {credentials.base_url}"
                 with (
-                    deadline_of(seconds, f"{context} at {credentials.base_url}"),
+                    deadline_of(seconds, where) as deadline,
                     self.session.request(
                         method, url, headers=headers, timeout=timeout, allow_redirects=False, stream=True, **body
                     ) as response,
@@ -360,11 +378,16 @@ class SyncTransport:
                     status, retry_after = response.status_code, response.headers.get("Retry-After")
                 log.debug("WaveSpeed %s %s -> HTTP %s", method, path, status)
                 text = credentials.scrub(content.decode("utf-8", "replace"))
-                return parse(
-                    *parse_envelope(
+                try:
+                    answer = parse_envelope(
                         status, text, context=context, conn_id=self.conn_id, retry_after=parse_retry_after(retry_after)
                     )
-                )
+                except WaveSpeedMalformedResponseError:
+                    # A body that ends with its connection just stops where the deadline cut it.
+                    if deadline.expired:
+                        raise deadline.cut_short(where) from None
+                    raise
+                return parse(*answer)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
 
