@@ -185,21 +185,21 @@ def echo_authorization(status: int = 401) -> Handler:
     return handle
 
 
-class CloseDelimitedServer:
-    """Answers every request with ``body`` trickled a byte at a time and framed by the connection's end:
-    HTTP/1.1, ``Connection: close``, neither a length nor chunks (aiohttp always frames a body, so this
-    one writes to the socket itself). A client cut short sees a body that just stops.
+class RawServer:
+    """A TCP server on loopback that answers each connection by writing ``reply`` itself, a byte at a time,
+    without reading what the client sent first (so ``https://`` clients can be fed a handshake that never
+    ends). ``with RawServer(reply) as server: server.base_url``"""
 
-    ``with CloseDelimitedServer(body) as server: server.base_url``
-    """
+    scheme = "http"
 
-    def __init__(self, body: bytes, seconds_per_byte: float = 0.05) -> None:
-        self.body, self.seconds_per_byte = body, seconds_per_byte
+    def __init__(self, reply: bytes, seconds_per_byte: float = 0.05) -> None:
+        self.reply, self.seconds_per_byte = reply, seconds_per_byte
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.port = self._listener.getsockname()[1]
+        self.base_url = f"{self.scheme}://127.0.0.1:{self.port}"
         self._stopped = threading.Event()
 
-    def __enter__(self) -> CloseDelimitedServer:
+    def __enter__(self) -> RawServer:
         threading.Thread(target=self._serve, daemon=True).start()
         return self
 
@@ -218,12 +218,38 @@ class CloseDelimitedServer:
     def _answer(self, client: socket.socket) -> None:
         with client:
             try:
-                client.recv(65536)
-                client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
-                for byte in self.body:
+                self._before(client)
+                for byte in self.reply:
                     if self._stopped.is_set():
                         return
                     client.sendall(bytes([byte]))
                     time.sleep(self.seconds_per_byte)
             except OSError:
                 return
+
+    def _before(self, client: socket.socket) -> None:
+        """What the server does before it writes its reply."""
+
+
+class StalledHandshakeServer(RawServer):
+    """An ``https://`` server whose TLS handshake never completes: it announces a 16 KiB handshake record
+    and then sends it a byte at a time, each well within any connect timeout."""
+
+    scheme = "https"
+
+    def __init__(self, seconds_per_byte: float = 0.05) -> None:
+        super().__init__(b"\x16\x03\x03\x40\x00" + b"\x00" * 16384, seconds_per_byte)
+
+
+class CloseDelimitedServer(RawServer):
+    """Answers every request with ``body`` trickled a byte at a time and framed by the connection's end:
+    HTTP/1.1, ``Connection: close``, neither a length nor chunks (aiohttp always frames a body, so this
+    one writes to the socket itself). A client cut short sees a body that just stops."""
+
+    def __init__(self, body: bytes, seconds_per_byte: float = 0.05) -> None:
+        super().__init__(body, seconds_per_byte)
+        self.head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+
+    def _before(self, client: socket.socket) -> None:
+        client.recv(65536)
+        client.sendall(self.head)

@@ -333,6 +333,20 @@ def test_a_close_delimited_answer_cut_at_the_deadline_is_a_timeout(monkeypatch: 
         assert WaveSpeedHook(request_timeout=1.0, max_attempts=1).get_prediction("p-slow").id == "p-slow"
 
 
+def test_a_tls_handshake_that_never_ends_is_bounded_by_connect_timeout() -> None:
+    """The deadline watches a connection from its first request; before that, the TLS handshake is bounded
+    as a whole by ``connect_timeout`` (CPython turns a socket timeout into a deadline over the handshake),
+    however slowly the server trickles it."""
+    with hs.StalledHandshakeServer(0.05) as cdn:
+        policy = OutputHostPolicy(trusted_origin=None, allow_private=True)
+        downloader = OutputDownloader(policy, RequestLimits(connect_timeout=2, transfer_timeout=1))
+        started = time.monotonic()
+        late = pytest.raises(WaveSpeedOutputError, match="took longer than transfer_timeout=1 s")
+        with late, downloader.open(f"{cdn.base_url}/x.png") as (stream, _):
+            stream.read()
+        assert time.monotonic() - started < 3.5, "the handshake alone would take 14 minutes"
+
+
 def test_a_download_the_deadline_cut_short_is_an_error_even_without_a_length() -> None:
     """A body with no Content-Length simply ends when the deadline shuts its connection: never a success."""
     from airflow_wavespeed.hooks.outputs import _Stream
