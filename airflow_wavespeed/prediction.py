@@ -29,6 +29,24 @@ from airflow_wavespeed.exceptions import (
 )
 from airflow_wavespeed.utils.validation import is_output_url, is_prediction_id
 
+#: What one answer may put into XCom, trigger events (stored in Airflow's database) and error messages.
+#: The body's size cap bounds memory; these bound what is kept. No WaveSpeed model returns near this many
+#: outputs, and output URLs (signed CDN links included) are far shorter.
+MAX_OUTPUTS = 1000
+MAX_URL_CHARS = 16 * 1024
+#: The API's free text (an error, the envelope's message) is clipped to this many characters.
+MAX_MESSAGE_CHARS = 2000
+#: Short fields (model, status, created_at, the ``urls`` entries' names) are clipped to this many.
+MAX_FIELD_CHARS = 200
+MAX_URLS = 16
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
 
 class PredictionStatus(str, Enum):
     """A prediction's state. Statuses the API adds later parse as ``UNKNOWN`` and count as running."""
@@ -101,23 +119,34 @@ class Prediction:
         outputs = data.get("outputs") or []
         if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
             raise ValueError(f"prediction {prediction_id} has 'outputs' that are not a list of strings")
+        if len(outputs) > MAX_OUTPUTS:
+            raise ValueError(f"prediction {prediction_id} has {len(outputs)} outputs, more than the {MAX_OUTPUTS} accepted")
+        if any(is_output_url(o) and len(o) > MAX_URL_CHARS for o in outputs):
+            raise ValueError(f"prediction {prediction_id} has an output URL longer than {MAX_URL_CHARS} characters")
         timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
         inference = timings.get("inference") if timings else data.get("inference_ms")
         nsfw = data.get("has_nsfw_contents") or []
         urls = data.get("urls")
         urls = urls if isinstance(urls, dict) else {}
+        created_at = data.get("created_at")
         return cls(
             id=prediction_id,
-            model=str(data.get("model") or ""),
+            model=clip(str(data.get("model") or ""), MAX_FIELD_CHARS),
             status=PredictionStatus.parse(data["status"]),
             outputs=list(outputs),
-            error=str(data.get("error") or ""),
-            has_nsfw_contents=[bool(flag) for flag in nsfw] if isinstance(nsfw, list) else [],
-            created_at=data.get("created_at") if isinstance(data.get("created_at"), str) else None,
+            error=clip(str(data.get("error") or "")),
+            has_nsfw_contents=[bool(flag) for flag in nsfw[:MAX_OUTPUTS]] if isinstance(nsfw, list) else [],
+            created_at=clip(created_at, MAX_FIELD_CHARS) if isinstance(created_at, str) else None,
             inference_ms=int(inference) if isinstance(inference, (int, float)) and math.isfinite(inference) else None,
-            raw_status=str(data["status"]),
-            message=message,
-            urls={str(name): url for name, url in urls.items() if isinstance(url, str)},
+            raw_status=clip(str(data["status"]), MAX_FIELD_CHARS),
+            message=clip(message),
+            urls=dict(
+                [
+                    (clip(str(name), MAX_FIELD_CHARS), url)
+                    for name, url in urls.items()
+                    if isinstance(url, str) and len(url) <= MAX_URL_CHARS
+                ][:MAX_URLS]
+            ),
         )
 
     @property
@@ -165,7 +194,7 @@ def parse_envelope(
     except ValueError:
         payload = None
     envelope = payload if isinstance(payload, dict) else {}
-    api_message = str(envelope.get("message") or envelope.get("error") or "")
+    api_message = clip(str(envelope.get("message") or envelope.get("error") or ""))
     code = envelope.get("code")
     data = envelope.get("data")
     # An error code that comes with a prediction in `data` describes that prediction: a sync-mode

@@ -31,6 +31,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedMalformedResponseError,
     WaveSpeedOutputError,
     WaveSpeedOutputRefusedError,
+    WaveSpeedPredictionFailedError,
     WaveSpeedResponseTooLargeError,
     WaveSpeedResumeError,
     WaveSpeedSubmitUncertainError,
@@ -43,7 +44,8 @@ from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy, 
 from airflow_wavespeed.hooks.transport import CappedBody
 from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
-from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
+from airflow_wavespeed.prediction import accepted_outputs
+from airflow_wavespeed.triggers.prediction import PredictionEvent, WaveSpeedPredictionTrigger
 from airflow_wavespeed.utils.ledger import STATE_STORE_KEY
 from tests import hostile_server as hs
 from tests.conftest import connection_json
@@ -561,6 +563,63 @@ def test_an_over_size_submit_answer_is_uncertain_and_not_resent(monkeypatch: pyt
         with pytest.raises(WaveSpeedSubmitUncertainError, match="over the cap"):
             WaveSpeedHook(max_response_bytes=MiB, **FAST).submit(EDIT, {"images": ["https://e.com/a.png"], "prompt": "p"})
         assert api.hits[SUBMIT] == 1
+
+
+def _huge_failure() -> dict[str, Any]:
+    """A failed prediction whose text fields fill megabytes (within the body cap)."""
+    body = hs.prediction("p-huge", status="failed", error="E" * (3 * MiB), model="m" * MiB)
+    body["message"] = "M" * MiB
+    return body
+
+
+async def test_a_huge_answer_is_clipped_before_it_reaches_an_event_or_a_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The body cap bounds memory; what an answer puts into a trigger event (stored in Airflow's database),
+    XCom or an error message is bounded too: free text clipped, saying how much was left out."""
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.answer(_huge_failure())}) as api:
+        use(api, monkeypatch)
+        trigger = WaveSpeedPredictionTrigger("p-huge", poll_interval=0.1, end_time=time.time() + 30, hook_params=FAST)
+        (event,) = [event.payload async for event in trigger.run()]
+        hook = WaveSpeedHook(**FAST)
+        failed = await asyncio.to_thread(hook.wait_for_prediction, "p-huge", poll_interval=0.1, timeout=30)
+    with pytest.raises(WaveSpeedPredictionFailedError) as raised:
+        accepted_outputs(failed, "allow")
+    assert event["status"] == "failed"
+    assert len(json.dumps(event)) < 8_000, "the event carries the clipped text, not megabytes"
+    assert "more characters)" in event["message"]
+    assert len(str(raised.value)) < 3_000 and "more characters)" in str(raised.value)
+    assert len(json.dumps(PredictionEvent.from_payload(event).terminal_prediction().to_xcom())) < 3_000
+
+
+def test_a_huge_error_message_is_clipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = {"code": 500, "message": "busy " * MiB, "data": None}
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.answer(body, status=500)}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedError) as raised:
+            WaveSpeedHook(max_attempts=1, **FAST).get_prediction("p-busy")
+    assert len(str(raised.value)) < 3_000 and "more characters)" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [[f"https://cdn.example.com/{n}.png" for n in range(1001)], ["https://cdn.example.com/" + "a" * (16 * 1024)]],
+    ids=["1001 outputs", "a 16 KiB URL"],
+)
+def test_outputs_beyond_any_model_are_malformed(monkeypatch: pytest.MonkeyPatch, outputs: list[str]) -> None:
+    """No model returns a thousand outputs or a URL of 16 KiB: such an answer never reaches XCom."""
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.answer(hs.prediction("p-many", outputs=outputs))}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedMalformedResponseError, match="p-many has (1001 outputs|an output URL longer)"):
+            WaveSpeedHook(max_attempts=1, **FAST).get_prediction("p-many")
+
+
+def test_an_upload_answer_with_a_16_kib_url_is_malformed(monkeypatch: pytest.MonkeyPatch, png: bytes) -> None:
+    body = hs.envelope({"download_url": "https://cdn.example.com/" + "a" * (16 * 1024)})
+    with HostileServer({"POST /api/v3/media/upload/binary": hs.answer(body)}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedMalformedResponseError, match="no usable 'download_url'"):
+            WaveSpeedHook(max_attempts=1, **FAST).upload_media(png, filename="in.png")
 
 
 # ---------------------------------------------------------------- 5 and 6. never abandon a stored prediction

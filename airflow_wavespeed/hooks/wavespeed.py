@@ -34,7 +34,7 @@ from airflow_wavespeed.hooks.event_loop import LoopResources
 from airflow_wavespeed.hooks.limits import RequestLimits
 from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy
 from airflow_wavespeed.hooks.transport import AsyncTransport, Credentials, Parser, SyncTransport, T, envelope
-from airflow_wavespeed.prediction import Prediction, judge_poll
+from airflow_wavespeed.prediction import MAX_URL_CHARS, Prediction, judge_poll
 from airflow_wavespeed.utils.media import SNIFF_BYTES, UPLOADABLE_TYPES, open_upload_source, upload_name
 from airflow_wavespeed.utils.validation import (
     check_json,
@@ -357,9 +357,9 @@ class WaveSpeedHook(BaseHook):
                 make_body=make_body,
             )
         url = data.get("download_url")
-        if not isinstance(url, str) or not url:
+        if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS:
             raise WaveSpeedMalformedResponseError(
-                f"upload {name}: no 'download_url' in the answer", http_status=200, body=str(data)
+                f"upload {name}: no usable 'download_url' in the answer", http_status=200, body=str(data)
             )
         return url
 
