@@ -191,7 +191,7 @@ def parse_envelope(
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         payload: Any = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         payload = None
     envelope = payload if isinstance(payload, dict) else {}
     api_message = clip(str(envelope.get("message") or envelope.get("error") or ""))

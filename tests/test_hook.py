@@ -674,3 +674,25 @@ def test_timedelta_timeouts_are_taken_as_seconds(wavespeed_conn: Emulator, emula
     assert (hook.limits.read_timeout, hook.limits.connect_timeout) == (5.0, 2.0)
     assert hook.submit(EDIT, edit_inputs(emulator_image_url)).id
     assert wavespeed_conn.submit_count() == 1
+
+
+def test_the_retry_rule_warns_nothing_and_keeps_its_bounds() -> None:
+    """tenacity 9.2 deprecates wait_exponential_jitter's ``initial`` with a warning that would reach every
+    task log; the rule's backoff (the same formula) is built without it."""
+    import warnings
+
+    import tenacity
+
+    from airflow_wavespeed.hooks.limits import RequestLimits
+    from airflow_wavespeed.hooks.transport import retry_rule
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rule = retry_rule(RequestLimits(retry_min_wait=0.5, retry_max_wait=4))
+        waits = []
+        for attempt in range(1, 8):
+            state = tenacity.RetryCallState(None, None, (), {})
+            state.attempt_number = attempt
+            waits.append(rule["wait"](state))
+    assert 0.5 <= waits[0] <= 1.5 and 1.0 <= waits[1] <= 2.0, waits
+    assert all(wait <= 4 for wait in waits) and waits[-1] == 4, waits

@@ -622,6 +622,19 @@ def test_an_upload_answer_with_a_16_kib_url_is_malformed(monkeypatch: pytest.Mon
             WaveSpeedHook(max_attempts=1, **FAST).upload_media(png, filename="in.png")
 
 
+def test_json_nested_past_the_stack_is_a_malformed_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body of 200,000 nested arrays overflows json's recursion: malformed (retried), not a raw RecursionError."""
+
+    async def deep(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="[" * 200_000 + "]" * 200_000, content_type="application/json")
+
+    with HostileServer({"GET /api/v3/predictions/{id}/result": deep}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedMalformedResponseError, match="not a JSON object"):
+            WaveSpeedHook(max_attempts=2, **FAST).get_prediction("p-deep")
+        assert api.hits["GET /api/v3/predictions/p-deep/result"] == 2, "retried like any malformed answer"
+
+
 # ---------------------------------------------------------------- 5 and 6. never abandon a stored prediction
 
 

@@ -115,13 +115,16 @@ def retry_rule(
     budget = limits.retry_max_seconds - spent
     if until is not None:
         budget = min(budget, until - time.monotonic())
-    backoff = tenacity.wait_exponential_jitter(initial=limits.retry_min_wait, max=limits.retry_max_wait)
+    # wait_exponential_jitter's formula, min(first * 2**n + uniform(0, 1), max), from parts every tenacity
+    # we support has: its own ``initial`` warns from tenacity 9.2 on, in every task log, and the
+    # ``multiplier`` replacing it is missing before.
+    backoff = tenacity.wait_exponential(multiplier=limits.retry_min_wait, max=limits.retry_max_wait) + tenacity.wait_random(0, 1)
 
     def wait(retry_state: tenacity.RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(error, WaveSpeedAPIError) and error.retry_after is not None:
             return min(error.retry_after, limits.retry_max_seconds)
-        return float(backoff(retry_state))
+        return min(float(backoff(retry_state)), limits.retry_max_wait)
 
     def log_retry(retry_state: tenacity.RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
