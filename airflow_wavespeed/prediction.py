@@ -38,6 +38,7 @@ MAX_URL_CHARS = 16 * 1024
 MAX_MESSAGE_CHARS = 2000
 #: Short fields (model, status, created_at, the ``urls`` entries' names) are clipped to this many.
 MAX_FIELD_CHARS = 200
+#: The ``urls`` a prediction lists (the API gives one or two) beyond this many are dropped.
 MAX_URLS = 16
 
 
