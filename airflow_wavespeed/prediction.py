@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -34,6 +35,8 @@ from airflow_wavespeed.utils.validation import is_output_url, is_prediction_id
 #: outputs, and output URLs (signed CDN links included) are far shorter.
 MAX_OUTPUTS = 1000
 MAX_URL_CHARS = 16 * 1024
+#: All output URLs of one prediction together: what one trigger event or XCom may carry of them.
+MAX_OUTPUT_URLS_CHARS = 256 * 1024
 #: The API's free text (an error, the envelope's message) is clipped to this many characters.
 MAX_MESSAGE_CHARS = 2000
 #: Short fields (model, status, created_at, the ``urls`` entries' names) are clipped to this many.
@@ -124,6 +127,8 @@ class Prediction:
             raise ValueError(f"prediction {prediction_id} has {len(outputs)} outputs, more than the {MAX_OUTPUTS} accepted")
         if any(is_output_url(o) and len(o) > MAX_URL_CHARS for o in outputs):
             raise ValueError(f"prediction {prediction_id} has an output URL longer than {MAX_URL_CHARS} characters")
+        if sum(len(o) for o in outputs if is_output_url(o)) > MAX_OUTPUT_URLS_CHARS:
+            raise ValueError(f"prediction {prediction_id} has output URLs of more than {MAX_OUTPUT_URLS_CHARS} characters in all")
         timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
         inference = timings.get("inference") if timings else data.get("inference_ms")
         nsfw = data.get("has_nsfw_contents") or []
@@ -180,6 +185,7 @@ def parse_envelope(
     context: str,
     conn_id: str = "",
     retry_after: float | None = None,
+    scrub: Callable[[str], str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Check one API answer and return its ``(data, message)``, or raise the matching error.
 
@@ -188,12 +194,18 @@ def parse_envelope(
     :param context: what was asked, for error messages (e.g. ``"get prediction abc"``).
     :param conn_id: the Airflow connection used, named in authentication errors.
     :param retry_after: the parsed ``Retry-After`` header, carried by the error raised (a 429 or a 5xx).
+    :param scrub: removes the API key from text. It runs on the raw body (for excerpts) and again on what
+        JSON decoding reveals: a key written with ``\\uXXXX`` escapes only appears once decoded.
     """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         payload: Any = json.loads(text) if text else None
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         payload = None
+    if scrub is not None and payload is not None:
+        decoded = json.dumps(payload, ensure_ascii=False)
+        if (cleaned := scrub(decoded)) != decoded:
+            payload = json.loads(cleaned)
     envelope = payload if isinstance(payload, dict) else {}
     api_message = clip(str(envelope.get("message") or envelope.get("error") or ""))
     code = envelope.get("code")

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import gzip
 import json
+import socket
 import time
 import tracemalloc
 import zlib
@@ -349,6 +350,30 @@ def test_a_tls_handshake_that_never_ends_is_bounded_by_connect_timeout() -> None
         assert time.monotonic() - started < 3.5, "the handshake alone would take 14 minutes"
 
 
+def test_a_deadline_that_runs_out_while_a_connection_opens_still_cuts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain-http connection opens inside the request, after the deadline started watching it: a slow DNS
+    answer (an attacker's own name server) used to leave the deadline nothing to shut, and the trickled
+    body then ran for as long as its read timeout allowed per byte."""
+    real = socket.getaddrinfo
+
+    def slow_dns(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.test":
+            time.sleep(1.5)  # past the whole transfer_timeout, before any connection exists
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_dns)
+    with HostileServer({"GET /o.png": hs.trickle(b"x" * 400, 0.05)}) as cdn:  # 20 s to trickle
+        policy = OutputHostPolicy(trusted_origin=None, allow_private=True)
+        downloader = OutputDownloader(policy, RequestLimits(transfer_timeout=1, connect_timeout=5, read_timeout=5))
+        started = time.monotonic()
+        late = pytest.raises(WaveSpeedOutputError, match="took longer than transfer_timeout=1 s")
+        with late, downloader.open(f"http://slow-dns.test:{cdn.port}/o.png") as (stream, _):
+            stream.read()
+        # Two slow lookups (the policy's, the connection's): 3 s; the trickle would add 20 s.
+        assert time.monotonic() - started < 5, f"{time.monotonic() - started:.1f} s"
+
+
 def test_a_download_the_deadline_cut_short_is_an_error_even_without_a_length() -> None:
     """A body with no Content-Length simply ends when the deadline shuts its connection: never a success."""
     from airflow_wavespeed.hooks.outputs import _Stream
@@ -633,6 +658,81 @@ def test_json_nested_past_the_stack_is_a_malformed_answer(monkeypatch: pytest.Mo
         with pytest.raises(WaveSpeedMalformedResponseError, match="not a JSON object"):
             WaveSpeedHook(max_attempts=2, **FAST).get_prediction("p-deep")
         assert api.hits["GET /api/v3/predictions/p-deep/result"] == 2, "retried like any malformed answer"
+
+
+def test_bytes_after_a_gzip_body_are_malformed_and_count_against_the_cap() -> None:
+    """zlib keeps bytes sent after the end of a compressed stream in ``unused_data``, copying all of them on
+    every chunk: the triggerer's loop spun and memory grew while the cap, counting inflated bytes, never
+    tripped."""
+    whole = gzip.compress(b'{"code": 200}')
+    body = CappedBody("gzip", 1024, "poll")
+    body.feed(whole)
+    with pytest.raises(WaveSpeedMalformedResponseError, match="data after the end of the compressed body"):
+        body.feed(b"\0" * 10)
+    raw = CappedBody("gzip", 1024, "poll")
+    with pytest.raises(WaveSpeedResponseTooLargeError):
+        raw.feed(gzip.compress(b"x")[:5] + b"\0" * 2048)  # sent bytes alone exceed the cap
+
+
+def test_odd_headers_on_a_good_answer_are_no_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Content-Length of '²' (str.isdigit() says yes, int() says no) and a Retry-After dated in a year of
+    twenty digits raised raw ValueError and OverflowError on answers that were otherwise fine; a submit
+    then lost its prediction id to "uncertain"."""
+
+    async def completed(request: web.Request) -> web.StreamResponse:
+        return web.json_response(hs.prediction("p-odd"), headers={"Retry-After": "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"})
+
+    with HostileServer({"GET /api/v3/predictions/{id}/result": completed, SUBMIT: completed}) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(max_attempts=1, **FAST)
+        assert hook.get_prediction("p-odd").id == "p-odd"
+        assert hook.submit(EDIT, {"images": ["https://example.com/a.png"], "prompt": "p"}).id == "p-odd"
+    from airflow_wavespeed.hooks.transport import content_length, parse_retry_after
+
+    assert content_length("\u00b2") is None and content_length("12") == 12 and content_length(None) is None
+    assert parse_retry_after("Mon, 01 Jan 99999999999999999999 00:00:00 GMT") is None
+
+
+@pytest.mark.parametrize("escape", ["\\u{:04x}"], ids=["json-unicode-escapes"])
+async def test_a_key_written_with_json_escapes_is_scrubbed_once_decoded(
+    monkeypatch: pytest.MonkeyPatch, escape: str
+) -> None:
+    """Scrubbing the raw text missed a key the server wrote as \\uXXXX escapes: decoding brought it back, into
+    error messages, outputs, XCom and the trigger event."""
+
+    def escaped(text: str) -> str:
+        return "".join(escape.format(ord(c)) for c in text)
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        key = request.headers["Authorization"].removeprefix("Bearer ")
+        text = '{"code": 401, "message": "invalid key ' + escaped(key) + '", "data": null}'
+        return web.Response(text=text, status=401, content_type="application/json")
+
+    async def completed(request: web.Request) -> web.StreamResponse:
+        key = escaped(request.headers["Authorization"].removeprefix("Bearer "))
+        text = ('{"code": 200, "message": "ok", "data": {"id": "p-esc", "status": "completed", "model": "m ' + key
+                + '", "outputs": ["https://cdn.example.com/o.png?sig=' + key + '"]}}')  # fmt: skip
+        return web.Response(text=text, content_type="application/json")
+
+    with HostileServer({"GET /api/v3/balance": refuse, "GET /api/v3/predictions/{id}/result": completed}) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(max_attempts=1, **FAST)
+        with pytest.raises(WaveSpeedError) as refused:
+            await asyncio.to_thread(hook.get_balance)
+        prediction = await asyncio.to_thread(hook.get_prediction, "p-esc")
+        trigger = WaveSpeedPredictionTrigger("p-esc", poll_interval=0.1, end_time=time.time() + 10, hook_params=FAST)
+        (event,) = [event.payload async for event in trigger.run()]
+    for seen in (str(refused.value), json.dumps(prediction.to_xcom()), str(prediction.outputs), json.dumps(event)):
+        assert KEY not in seen and "***" in seen, seen[:300]
+
+
+def test_output_urls_together_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """500 URLs of 16,000 characters each pass each URL's limit but made a 7.8 MiB trigger event."""
+    outputs = [f"https://cdn.example.com/{n}/" + "a" * 16_000 for n in range(500)]
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.answer(hs.prediction("p-wide", outputs=outputs))}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedMalformedResponseError, match="more than 262144 characters in all"):
+            WaveSpeedHook(max_attempts=1, **FAST).get_prediction("p-wide")
 
 
 # ---------------------------------------------------------------- 5 and 6. never abandon a stored prediction

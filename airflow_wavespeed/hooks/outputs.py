@@ -32,7 +32,7 @@ import requests
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedOutputError, WaveSpeedOutputRefusedError
 from airflow_wavespeed.hooks.limits import RequestLimits
-from airflow_wavespeed.hooks.transport import Deadline, guarded_session, transport_error
+from airflow_wavespeed.hooks.transport import Deadline, content_length, guarded_session, transport_error
 
 #: Redirect hops followed from one output URL.
 MAX_REDIRECTS = 5
@@ -146,7 +146,7 @@ class OutputDownloader:
                 length = response.headers.get("Content-Length")
                 response.raw.decode_content = True
                 stream: IO[bytes] = _Stream(response.raw, deadline, url)  # type: ignore[assignment]
-                yield stream, int(length) if length and length.isdigit() else None
+                yield stream, content_length(length)
 
     def _follow(self, url: str) -> requests.Response:
         timeout = (self.limits.connect_timeout, self.limits.read_timeout)

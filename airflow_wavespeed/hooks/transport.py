@@ -233,6 +233,15 @@ def _connection_classes(peer_check: PeerCheck | None) -> dict[str, type[urllib3.
             deadline.watch(connection)
         send()
 
+    def opened(connection: Any) -> None:
+        # Keep the socket for the deadline (see _shut), and report in again: a plain http connection
+        # opens inside request(), after it was watched, so a deadline that ran out while it was opening
+        # (slow DNS, a dropped SYN) found no socket to shut. watch() shuts one that has expired.
+        connection.opened_socket = connection.sock
+        deadline = _CURRENT_DEADLINE.get()
+        if deadline is not None:
+            deadline.watch(connection)
+
     class Connection(urllib3.connection.HTTPConnection):
         opened_socket: socket.socket | None = None
 
@@ -241,7 +250,7 @@ def _connection_classes(peer_check: PeerCheck | None) -> dict[str, type[urllib3.
 
         def connect(self) -> None:
             super().connect()
-            self.opened_socket = self.sock
+            opened(self)
 
         def request(self, *args: Any, **kwargs: Any) -> None:
             request(self, lambda: super(Connection, self).request(*args, **kwargs))
@@ -254,7 +263,7 @@ def _connection_classes(peer_check: PeerCheck | None) -> dict[str, type[urllib3.
 
         def connect(self) -> None:
             super().connect()
-            self.opened_socket = self.sock  # the TLS socket: the TCP one it wraps was detached
+            opened(self)  # the TLS socket: the TCP one it wraps was detached
 
         def request(self, *args: Any, **kwargs: Any) -> None:
             request(self, lambda: super(TLSConnection, self).request(*args, **kwargs))
@@ -383,8 +392,9 @@ class SyncTransport:
                 text = credentials.scrub(content.decode("utf-8", "replace"))
                 try:
                     answer = parse_envelope(
-                        status, text, context=context, conn_id=self.conn_id, retry_after=parse_retry_after(retry_after)
-                    )
+                        status, text, context=context, conn_id=self.conn_id,
+                        retry_after=parse_retry_after(retry_after), scrub=credentials.scrub,
+                    )  # fmt: skip
                 except WaveSpeedMalformedResponseError:
                     # A body that ends with its connection just stops where the deadline cut it.
                     if deadline.expired:
@@ -467,9 +477,12 @@ class AsyncTransport:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise _async_transport_error(error, f"{context} at {credentials.base_url}") from None
+
         text = credentials.scrub(body.data.decode("utf-8", "replace"))
         return parse(
-            *parse_envelope(status, text, context=context, conn_id=self.conn_id, retry_after=retry_after)
+            *parse_envelope(
+                status, text, context=context, conn_id=self.conn_id, retry_after=retry_after, scrub=credentials.scrub
+            )
         )
 
 
@@ -484,6 +497,7 @@ class CappedBody:
     def __init__(self, encoding: str | None, cap: int, context: str) -> None:
         self.cap, self.context = cap, context
         self.data = bytearray()
+        self._raw_bytes = 0
         coding = (encoding or "identity").strip().lower()
         self._raw_deflate_possible = coding == "deflate"
         if coding in ("gzip", "x-gzip", "deflate"):
@@ -496,6 +510,14 @@ class CappedBody:
             )
 
     def feed(self, chunk: bytes) -> None:
+        self._raw_bytes += len(chunk)
+        if self._raw_bytes > self.cap:
+            raise _too_large(self.context, self.cap)
+        if self._inflater is not None and self._inflater.eof and chunk:
+            # zlib would keep appending these to ``unused_data``, each time copying all of it.
+            raise WaveSpeedMalformedResponseError(
+                f"{self.context}: data after the end of the compressed body", http_status=0, body=""
+            )
         if self._inflater is not None:
             if self._raw_deflate_possible and chunk:
                 # "deflate" is often sent without its zlib header (raw deflate, as browsers accept too).
@@ -526,16 +548,21 @@ def parse_retry_after(value: str | None) -> float | None:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year of twenty digits
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+def content_length(header: str | None) -> int | None:
+    """A ``Content-Length`` value, or None when absent or not plain ASCII digits (``"²".isdigit()`` is True)."""
+    return int(header) if header and header.isascii() and header.isdigit() else None
+
+
 def _check_length(header: str | None, max_bytes: int, context: str) -> None:
-    if header and header.isdigit() and int(header) > max_bytes:
-        raise _too_large(context, max_bytes, announced=int(header))
+    if (length := content_length(header)) is not None and length > max_bytes:
+        raise _too_large(context, max_bytes, announced=length)
 
 
 def _too_large(context: str, max_bytes: int, announced: int | None = None) -> WaveSpeedResponseTooLargeError:
