@@ -13,6 +13,9 @@ import base64
 import gzip
 import json
 import socket
+import subprocess
+import sys
+import threading
 import time
 import tracemalloc
 import zlib
@@ -219,7 +222,7 @@ def test_the_address_a_connection_reached_is_checked_again(monkeypatch: pytest.M
     """A DNS answer that changed between the check and the connection (rebinding) is caught at connect."""
     with HostileServer({"GET /x.png": png_route(png)}) as cdn:
         policy = OutputHostPolicy(trusted_origin=("https", "api.wavespeed.ai", 443))
-        monkeypatch.setattr(policy.__class__, "check_url", lambda self, url: None)  # the name looked public
+        monkeypatch.setattr(policy.__class__, "check_url", lambda self, url, **_: None)  # the name looked public
         downloader = OutputDownloader(policy, RequestLimits())
         refused = pytest.raises(WaveSpeedOutputRefusedError, match="non-public address 127.0.0.1 when connecting")
         with refused, downloader.open(cdn.url("/x.png")):
@@ -372,6 +375,91 @@ def test_a_deadline_that_runs_out_while_a_connection_opens_still_cuts_it(monkeyp
             stream.read()
         # Two slow lookups (the policy's, the connection's): 3 s; the trickle would add 20 s.
         assert time.monotonic() - started < 5, f"{time.monotonic() - started:.1f} s"
+
+
+@pytest.fixture
+def hung_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Lookups of ``*.hung.test`` never answer (an attacker's name server dropping queries), until the
+    test ends; returns the names looked up."""
+    real = socket.getaddrinfo
+    released = threading.Event()
+    asked: list[str] = []
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(host).endswith(".hung.test"):
+            asked.append(host)
+            released.wait(60)
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield asked
+    released.set()
+
+
+def test_the_output_hosts_lookup_is_bounded_by_connect_timeout(hung_dns: list[str]) -> None:
+    """The address rule looks the output host up before anything is sent: a name whose lookup never
+    ends (the answer chose it) is refused after connect_timeout, not after the system resolver's limits."""
+    policy = OutputHostPolicy(trusted_origin=("https", "api.wavespeed.ai", 443))
+    downloader = OutputDownloader(
+        policy, RequestLimits(connect_timeout=1, read_timeout=30, transfer_timeout=60)
+    )
+    started = time.monotonic()
+    refused = pytest.raises(
+        WaveSpeedOutputError, match=r"looking up 'cdn.hung.test' took longer than 1 s; it was not"
+    )
+    with refused, downloader.open("https://cdn.hung.test/x.png"):
+        pass
+    assert time.monotonic() - started < 3
+    assert hung_dns == ["cdn.hung.test"]
+
+
+def test_a_connections_own_lookup_is_bounded_by_connect_timeout(hung_dns: list[str]) -> None:
+    """Where the policy looks nothing up (a private deployment that opted in), the connection's own
+    lookup has the same bound, and is reported as a connection that never opened (nothing was sent)."""
+    policy = OutputHostPolicy(trusted_origin=None, allow_private=True)
+    downloader = OutputDownloader(
+        policy, RequestLimits(connect_timeout=1, read_timeout=30, transfer_timeout=60)
+    )
+    started = time.monotonic()
+    unsent = pytest.raises(WaveSpeedOutputError, match="failed: download: could not connect")
+    with unsent, downloader.open("http://cdn.hung.test:9/x.png"):
+        pass
+    assert time.monotonic() - started < 3
+    assert hung_dns == ["cdn.hung.test"]
+
+
+def test_an_api_host_whose_lookup_hangs_fails_as_never_sent(
+    hung_dns: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's own requests use the same connections: a submit whose host never resolves is known not
+    to have been sent (so it cannot have been billed), after connect_timeout per try."""
+    monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json("http://api.hung.test:9", KEY))
+    hook = WaveSpeedHook(max_attempts=2, connect_timeout=0.5, **FAST)
+    started = time.monotonic()
+    with pytest.raises(WaveSpeedTransportError, match="could not connect") as failed:
+        hook.submit(EDIT, {"images": ["https://example.com/a.png"], "prompt": "p"})
+    assert failed.value.created_nothing
+    assert time.monotonic() - started < 3
+    assert hung_dns == ["api.hung.test"] * 2, "one bounded lookup per try"
+
+
+def test_a_lookup_left_running_does_not_hold_up_the_task_process_exit() -> None:
+    """The overrunning lookup thread is a daemon: the process that gave up on it still exits at once."""
+    script = (
+        "import socket, time\n"
+        "socket.getaddrinfo = lambda *a, **k: time.sleep(600)\n"
+        "from airflow_wavespeed.hooks.transport import resolve\n"
+        "try:\n"
+        "    resolve('cdn.hung.test', 443, 0.2)\n"
+        "except TimeoutError as error:\n"
+        "    print('gave up:', error)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "gave up: looking up 'cdn.hung.test' took longer than 0.2 s"
+    assert time.monotonic() - started < 30, "the process waited for the lookup thread"
 
 
 def test_a_download_the_deadline_cut_short_is_an_error_even_without_a_length() -> None:

@@ -11,8 +11,8 @@ So :class:`OutputHostPolicy` allows:
   works, and any host at all when a private deployment opts in with ``allow_private_output_hosts``
   (on the operators, or in the connection's extra).
 
-Redirects are followed by hand, every hop checked by the same rules, and the address each connection
-actually reached is checked again (:data:`~airflow_wavespeed.hooks.transport.PeerCheck`), so a DNS answer
+Redirects are followed by hand, every hop checked by the same rules (its DNS lookup bounded in time:
+the name is the answer's choice), and the address each connection actually reached is checked again (:data:`~airflow_wavespeed.hooks.transport.PeerCheck`), so a DNS answer
 cannot change between the check and the use. That only images are stored is decided by the bytes,
 in :mod:`airflow_wavespeed.utils.storage`.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +31,13 @@ import requests
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedOutputError, WaveSpeedOutputRefusedError
 from airflow_wavespeed.hooks.limits import RequestLimits
-from airflow_wavespeed.hooks.transport import Deadline, content_length, guarded_session, transport_error
+from airflow_wavespeed.hooks.transport import (
+    Deadline,
+    content_length,
+    guarded_session,
+    resolve,
+    transport_error,
+)
 
 #: Redirect hops followed from one output URL.
 MAX_REDIRECTS = 5
@@ -78,8 +83,11 @@ class OutputHostPolicy:
     def for_base_url(cls, base_url: str, *, allow_private: bool = False) -> OutputHostPolicy:
         return cls(_origin(base_url), allow_private)
 
-    def check_url(self, url: str) -> None:
-        """Refuse a URL the rules do not allow, before anything is sent to it."""
+    def check_url(self, url: str, *, lookup_seconds: float = 10.0) -> None:
+        """Refuse a URL the rules do not allow, before anything is sent to it.
+
+        :param lookup_seconds: how long the host's DNS lookup may take (the name is the answer's choice).
+        """
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
@@ -98,7 +106,12 @@ class OutputHostPolicy:
         if self.allow_private or (scheme, host, port) == self.trusted_origin:
             return
         try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+            addresses = {info[4][0] for info in resolve(host, port, lookup_seconds)}
+        except TimeoutError:
+            raise WaveSpeedOutputError(
+                f"output URL {redacted(url)!r}: looking up {host!r} took longer than {lookup_seconds:g} s; it was "
+                "not fetched"
+            ) from None
         except (OSError, UnicodeError) as error:
             raise WaveSpeedOutputError(f"output URL {redacted(url)!r}: cannot resolve {host!r} ({error})") from None
         private = sorted(str(address) for address in addresses if not is_public_address(str(address)))
@@ -137,7 +150,7 @@ class OutputDownloader:
         """
         with Deadline(self.limits.transfer_timeout) as deadline:
             try:
-                response = self._follow(url)
+                response = self._follow(url, deadline)
             except WaveSpeedError:
                 raise
             except Exception as error:
@@ -148,11 +161,13 @@ class OutputDownloader:
                 stream: IO[bytes] = _Stream(response.raw, deadline, url)  # type: ignore[assignment]
                 yield stream, content_length(length)
 
-    def _follow(self, url: str) -> requests.Response:
+    def _follow(self, url: str, deadline: Deadline) -> requests.Response:
         timeout = (self.limits.connect_timeout, self.limits.read_timeout)
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            self.policy.check_url(current)
+            if deadline.expired:
+                raise _download_error(url, deadline, TimeoutError())
+            self.policy.check_url(current, lookup_seconds=min(self.limits.connect_timeout, deadline.remaining()))
             response = self.session.get(current, stream=True, allow_redirects=False, timeout=timeout)
             if response.is_redirect and response.headers.get("Location"):
                 response.close()

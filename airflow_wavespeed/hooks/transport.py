@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import email.utils
+import ipaddress
 import logging
 import socket
 import threading
@@ -35,6 +36,8 @@ import requests
 import tenacity
 import urllib3.connection
 import urllib3.connectionpool
+import urllib3.exceptions
+import urllib3.util.connection
 
 from airflow_wavespeed import __version__
 from airflow_wavespeed.exceptions import (
@@ -158,17 +161,32 @@ class Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = max(seconds, 0.0)
-        self.expired = False
+        self._expired = False
         self._connections: list[urllib3.connection.HTTPConnection] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(self.seconds, self._expire)
         self._timer.daemon = True
         self._token: contextvars.Token[Deadline | None] | None = None
+        self._ends = float("inf")
 
     def __enter__(self) -> Deadline:
         self._token = _CURRENT_DEADLINE.set(self)
+        self._ends = time.monotonic() + self.seconds
         self._timer.start()
         return self
+
+    @property
+    def expired(self) -> bool:
+        """Whether the time is up (also in the moment before the timer has shut the connections)."""
+        return self._expired or time.monotonic() >= self._ends
+
+    @expired.setter
+    def expired(self, value: bool) -> None:
+        self._expired = value
+
+    def remaining(self) -> float:
+        """Seconds left; what a step the deadline cannot interrupt (a DNS lookup) may still take."""
+        return max(self._ends - time.monotonic(), 0.0)
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
@@ -209,6 +227,74 @@ def _shut(connection: urllib3.connection.HTTPConnection) -> None:
             pass
 
 
+def resolve(host: str, port: int, seconds: float, family: int = socket.AF_UNSPEC) -> list[Any]:
+    """``socket.getaddrinfo`` that gives up after ``seconds`` (raising :class:`TimeoutError`).
+
+    A lookup has no timeout of its own and nothing can interrupt it: a host name that a hostile answer
+    chose, served by its owner's name server, holds the caller for as long as the system resolver lets
+    it, per lookup. So a name (not an address) is looked up in a daemon thread, which is left behind if
+    it overruns: it cannot be stopped, and being a daemon it does not hold up the task process's exit.
+    """
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass  # a name: looked up below
+    else:
+        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    answer: list[Any] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.extend(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+        except BaseException as error:  # handed to the caller
+            failure.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"wavespeed-resolve-{host}", daemon=True).start()
+    if not done.wait(seconds):
+        raise TimeoutError(f"looking up {host!r} took longer than {seconds:g} s")
+    if failure:
+        raise failure[0]
+    return answer
+
+
+def _connect_resolved(connection: Any, make: Callable[[], socket.socket]) -> socket.socket:
+    """Open ``connection`` as urllib3 would, its DNS lookup bounded by the connect timeout and what is
+    left of the current :class:`Deadline` (urllib3's own lookup has no bound)."""
+    bounds = [connection.timeout] if isinstance(connection.timeout, (int, float)) else []
+    deadline = _CURRENT_DEADLINE.get()
+    if deadline is not None:
+        bounds.append(deadline.remaining())
+    if not bounds:
+        return make()
+    seconds = min(bounds)
+    name = connection._dns_host
+    try:
+        found = resolve(name, connection.port, seconds, urllib3.util.connection.allowed_gai_family())
+    except TimeoutError:
+        raise urllib3.exceptions.ConnectTimeoutError(
+            connection, f"looking up {connection.host} took longer than {seconds:g} s"
+        ) from None
+    except (OSError, UnicodeError) as error:
+        raise urllib3.exceptions.NameResolutionError(connection.host, connection, error) from None  # type: ignore[arg-type]
+    failed: Exception | None = None
+    try:
+        for address in dict.fromkeys(info[4][0] for info in found):
+            # urllib3 connects to ``_dns_host``; an address there needs no second (unbounded) lookup.
+            connection._dns_host = address
+            try:
+                return make()
+            except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as error:
+                failed = error  # try the host's next address, as urllib3 does
+    finally:
+        connection._dns_host = name
+    raise failed or urllib3.exceptions.NameResolutionError(connection.host, connection, socket.gaierror("no address"))
+
+
 #: Checks the address a new connection reached: ``(scheme, host, port, peer address)``; raises to refuse.
 PeerCheck = Callable[[str, str, int, str], None]
 
@@ -218,7 +304,7 @@ def _connection_classes(peer_check: PeerCheck | None) -> dict[str, type[urllib3.
     have the address they connected to checked (no DNS trick can swap the address between check and use)."""
 
     def new_conn(connection: Any, scheme: str, make: Callable[[], socket.socket]) -> socket.socket:
-        sock = make()
+        sock = _connect_resolved(connection, make)
         if peer_check is not None and getattr(connection, "proxy", None) is None:
             try:
                 peer_check(scheme, connection.host, connection.port, sock.getpeername()[0])
