@@ -444,6 +444,41 @@ def test_an_api_host_whose_lookup_hangs_fails_as_never_sent(
     assert hung_dns == ["api.hung.test"] * 2, "one bounded lookup per try"
 
 
+def test_a_lookup_the_deadline_cut_is_still_known_unsent(hung_dns: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a deadline shorter than connect_timeout the lookup ends with the deadline, but nothing was
+    sent: the submit is retried, never 'uncertain'."""
+    monkeypatch.setenv("AIRFLOW_CONN_WAVESPEED_DEFAULT", connection_json("http://api.hung.test:9", KEY))
+    hook = WaveSpeedHook(max_attempts=2, connect_timeout=30, request_timeout=0.5, **FAST)
+    with pytest.raises(WaveSpeedTransportError, match="could not connect") as failed:
+        hook.submit(EDIT, {"images": ["https://example.com/a.png"], "prompt": "p"})
+    assert failed.value.created_nothing
+    assert hung_dns == ["api.hung.test"] * 2
+
+
+def test_a_deadline_that_ended_in_time_stays_unexpired() -> None:
+    """Read after its request finished (a malformed answer is judged then), a deadline says what the
+    request saw, not whether the time has since run out."""
+    from airflow_wavespeed.hooks.transport import Deadline
+
+    with Deadline(0.05) as deadline:
+        pass
+    time.sleep(0.1)
+    assert not deadline.expired
+
+
+def test_a_link_local_address_keeps_its_scope_when_connected_to() -> None:
+    """The connection connects to the looked-up address itself: an IPv6 scope (the interface of a
+    link-local address) must survive, or the connect fails with EINVAL."""
+    from airflow_wavespeed.hooks.transport import _numeric_host
+
+    answer = socket.getaddrinfo("fe80::1%lo", 80, 0, socket.SOCK_STREAM)[0][4]
+    host = _numeric_host(answer)
+    assert host.startswith("fe80::1%")
+    assert socket.getaddrinfo(host, 80, 0, socket.SOCK_STREAM)[0][4] == answer
+    assert _numeric_host(("127.0.0.1", 80)) == "127.0.0.1"
+    assert _numeric_host(("2606:4700::1", 80, 0, 0)) == "2606:4700::1"
+
+
 def test_a_lookup_left_running_does_not_hold_up_the_task_process_exit() -> None:
     """The overrunning lookup thread is a daemon: the process that gave up on it still exits at once."""
     script = (

@@ -190,6 +190,7 @@ class Deadline:
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
+        self._expired, self._ends = self.expired, float("inf")  # what the request saw; time no longer runs
         with self._lock:
             self._connections.clear()
         if self._token is not None:
@@ -262,6 +263,12 @@ def resolve(host: str, port: int, seconds: float, family: int = socket.AF_UNSPEC
     return answer
 
 
+def _numeric_host(sockaddr: tuple[Any, ...]) -> str:
+    """The address of a getaddrinfo answer as a host to connect to, an IPv6 scope (link-local) kept."""
+    scope = sockaddr[3] if len(sockaddr) == 4 else 0
+    return f"{sockaddr[0]}%{scope}" if scope and "%" not in sockaddr[0] else str(sockaddr[0])
+
+
 def _connect_resolved(connection: Any, make: Callable[[], socket.socket]) -> socket.socket:
     """Open ``connection`` as urllib3 would, its DNS lookup bounded by the connect timeout and what is
     left of the current :class:`Deadline` (urllib3's own lookup has no bound)."""
@@ -283,7 +290,7 @@ def _connect_resolved(connection: Any, make: Callable[[], socket.socket]) -> soc
         raise urllib3.exceptions.NameResolutionError(connection.host, connection, error) from None  # type: ignore[arg-type]
     failed: Exception | None = None
     try:
-        for address in dict.fromkeys(info[4][0] for info in found):
+        for address in dict.fromkeys(_numeric_host(info[4]) for info in found):
             # urllib3 connects to ``_dns_host``; an address there needs no second (unbounded) lookup.
             connection._dns_host = address
             try:
@@ -397,9 +404,10 @@ def deadline_of(seconds: float, context: str) -> Iterator[Deadline]:
         try:
             yield deadline
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
-            if deadline.expired:
+            mapped = transport_error(error, context)
+            if deadline.expired and mapped.request_sent:
                 raise deadline.cut_short(context) from None
-            raise transport_error(error, context) from None
+            raise mapped from None  # a connection that never opened was not cut: it sent nothing
 
 
 def read_capped(response: requests.Response, max_bytes: int, context: str) -> bytes:
