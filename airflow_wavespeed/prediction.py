@@ -10,7 +10,6 @@ means for a wait (the sync wait, the trigger and the sensor's poke all call it),
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -28,7 +27,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedRateLimitError,
     WaveSpeedServerError,
 )
-from airflow_wavespeed.utils.validation import is_output_url, is_prediction_id
+from airflow_wavespeed.utils.validation import finite_number, is_output_url, is_prediction_id
 
 #: What one answer may put into XCom, trigger events (stored in Airflow's database) and error messages.
 #: The body's size cap bounds memory; these bound what is kept. No WaveSpeed model returns near this many
@@ -43,6 +42,9 @@ MAX_MESSAGE_CHARS = 2000
 MAX_FIELD_CHARS = 200
 #: The ``urls`` a prediction lists (the API gives one or two) beyond this many are dropped.
 MAX_URLS = 16
+#: An answer is not decoded when it may hold more JSON values than this (counted from its commas and
+#: brackets, an upper bound): a prediction at every limit above holds a few thousand.
+MAX_JSON_VALUES = 100_000
 
 
 def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -143,7 +145,7 @@ class Prediction:
             error=clip(str(data.get("error") or "")),
             has_nsfw_contents=[bool(flag) for flag in nsfw[:MAX_OUTPUTS]] if isinstance(nsfw, list) else [],
             created_at=clip(created_at, MAX_FIELD_CHARS) if isinstance(created_at, str) else None,
-            inference_ms=int(inference) if isinstance(inference, (int, float)) and math.isfinite(inference) else None,
+            inference_ms=None if (ms := finite_number(inference)) is None else int(ms),
             raw_status=clip(str(data["status"]), MAX_FIELD_CHARS),
             message=clip(message),
             urls=dict(
@@ -198,14 +200,18 @@ def parse_envelope(
         JSON decoding reveals: a key written with ``\\uXXXX`` escapes only appears once decoded.
     """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    # Decoding time and memory follow the number of values, not the size: 8 MiB of `[]` is 1.6 million
+    # lists (seconds of a triggerer's shared loop). An answer that may hold too many is not decoded.
+    crowded = text.count(",") + text.count("[") + text.count("{") > MAX_JSON_VALUES
     try:
-        payload: Any = json.loads(text) if text else None
+        payload: Any = json.loads(text) if text and not crowded else None
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         payload = None
     if scrub is not None and payload is not None:
         decoded = json.dumps(payload, ensure_ascii=False)
         if (cleaned := scrub(decoded)) != decoded:
-            payload = json.loads(cleaned)
+            # The key was written with \u escapes: excerpts come from the cleaned text from now on.
+            payload, text = json.loads(cleaned), cleaned
     envelope = payload if isinstance(payload, dict) else {}
     api_message = clip(str(envelope.get("message") or envelope.get("error") or ""))
     code = envelope.get("code")
@@ -219,6 +225,12 @@ def parse_envelope(
 
     if http_status >= 400 and not (http_status >= 500 and still_running):
         _raise_for_status(http_status, api_message, text, context, conn_id, retry_after)
+    if crowded:
+        raise WaveSpeedMalformedResponseError(
+            f"{context}: the answer may hold more than {MAX_JSON_VALUES} JSON values; it was not decoded",
+            http_status=http_status,
+            body=text,
+        )
     if not isinstance(payload, dict):
         raise WaveSpeedMalformedResponseError(f"{context}: body is not a JSON object", http_status=http_status, body=text)
     if isinstance(code, int) and code != 200 and not carries_prediction:

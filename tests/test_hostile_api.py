@@ -771,10 +771,11 @@ def test_an_upload_answer_with_a_16_kib_url_is_malformed(monkeypatch: pytest.Mon
 
 
 def test_json_nested_past_the_stack_is_a_malformed_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A body of 200,000 nested arrays overflows json's recursion: malformed (retried), not a raw RecursionError."""
+    """A body of 50,000 nested arrays overflows json's recursion: malformed (retried), not a raw RecursionError.
+    (Under MAX_JSON_VALUES, so it is decoded: deeper bodies are refused before decoding, by their count.)"""
 
     async def deep(request: web.Request) -> web.StreamResponse:
-        return web.Response(text="[" * 200_000 + "]" * 200_000, content_type="application/json")
+        return web.Response(text="[" * 50_000 + "]" * 50_000, content_type="application/json")
 
     with HostileServer({"GET /api/v3/predictions/{id}/result": deep}) as api:
         use(api, monkeypatch)
@@ -856,6 +857,102 @@ def test_output_urls_together_are_bounded(monkeypatch: pytest.MonkeyPatch) -> No
         use(api, monkeypatch)
         with pytest.raises(WaveSpeedMalformedResponseError, match="more than 262144 characters in all"):
             WaveSpeedHook(max_attempts=1, **FAST).get_prediction("p-wide")
+
+
+async def test_a_key_escaped_outside_the_message_is_scrubbed_from_error_excerpts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no message, an error quotes the body itself: that excerpt came from the raw text, where the
+    escaped key survived scrubbing, and went into the trigger's ERROR event (stored unmasked)."""
+
+    async def gone(request: web.Request) -> web.StreamResponse:
+        key = request.headers["Authorization"].removeprefix("Bearer ")
+        text = '{"k": "' + key[:3] + f"\\u{ord(key[3]):04x}" + key[4:] + '", "code": 404, "message": "", "data": null}'
+        return web.Response(text=text, status=404, content_type="application/json")
+
+    with HostileServer({"GET /api/v3/predictions/{id}/result": gone}) as api:
+        use(api, monkeypatch)
+        trigger = WaveSpeedPredictionTrigger("p-gone", poll_interval=0.1, end_time=time.time() + 10, hook_params=FAST)
+        (event,) = [event.payload async for event in trigger.run()]
+    assert event["status"] == "error" and "not found" in event["message"], event
+    assert KEY not in json.loads(json.dumps(event["message"])) and "***" in event["message"], event["message"]
+
+
+async def test_an_unsupported_content_encoding_that_echoes_the_key_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def echo(request: web.Request) -> web.StreamResponse:
+        key = request.headers["Authorization"].removeprefix("Bearer ")
+        return web.Response(body=b"{}", headers={"Content-Encoding": key, "Content-Type": "application/json"})
+
+    with HostileServer({"GET /api/v3/predictions/{id}/result": echo}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedMalformedResponseError, match="unsupported Content-Encoding") as raised:
+            await WaveSpeedHook(max_attempts=1, **FAST).aget_prediction("p-echo")
+    assert KEY not in str(raised.value) and "***" in str(raised.value)
+
+
+async def test_a_completed_prediction_with_an_absurd_timing_still_completes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 401-digit inference time made math.isfinite raise OverflowError: the wait ended in an error after
+    one poll, failing a prediction that had completed (and was billed)."""
+    body = hs.prediction("p-1", outputs=["https://e.com/a.png"], timings={"inference": 10**400})
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.answer(body)}) as api:
+        use(api, monkeypatch)
+        trigger = WaveSpeedPredictionTrigger("p-1", poll_interval=0.1, end_time=time.time() + 10, hook_params=FAST)
+        (event,) = [event.payload async for event in trigger.run()]
+    assert event["status"] == "success" and event["outputs"] == ["https://e.com/a.png"], event
+
+
+def test_absurd_numbers_in_a_price_or_a_balance_are_unknown_not_raw_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    routes = {
+        "POST /api/v3/model/pricing": hs.answer(hs.envelope({"unit_price": 10**400})),
+        "GET /api/v3/balance": hs.answer(hs.envelope({"balance": 10**400})),
+    }
+    with HostileServer(routes) as api:
+        use(api, monkeypatch)
+        hook = WaveSpeedHook(max_attempts=1, **FAST)
+        assert hook.get_price(EDIT, {"prompt": "p"}) is None, "unknown, never free"
+        with pytest.raises(WaveSpeedMalformedResponseError, match="no numeric 'balance'"):
+            hook.get_balance()
+
+
+async def test_an_answer_of_countless_tiny_values_is_not_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding costs follow the number of values, not the bytes: 8 MiB of ``[]`` held the triggerer's
+    shared loop for seconds per poll (and hundreds of MiB). Such an answer is malformed, undecoded."""
+    from airflow_wavespeed.prediction import MAX_JSON_VALUES
+
+    crowded = hs.prediction("p-crowd", status="processing", progress=[[]] * 1_500_000)
+    with HostileServer({"GET /api/v3/predictions/{id}/result": hs.answer(crowded)}) as api:
+        use(api, monkeypatch)
+        with pytest.raises(WaveSpeedMalformedResponseError, match=f"more than {MAX_JSON_VALUES} JSON values"):
+            await WaveSpeedHook(max_attempts=1, **FAST).aget_prediction("p-crowd")
+
+
+def test_a_prediction_at_every_limit_is_far_below_the_value_bound() -> None:
+    """The value bound never refuses a real answer: one at every other limit holds a few thousand."""
+    from airflow_wavespeed.prediction import (
+        MAX_JSON_VALUES,
+        MAX_OUTPUTS,
+        MAX_URLS,
+        Prediction,
+        parse_envelope,
+    )
+
+    outputs = [f"https://cdn.example.com/w_100,h_100,c_fill/{n}.png" for n in range(MAX_OUTPUTS)]
+    body = hs.prediction(
+        "p-full", outputs=outputs, has_nsfw_contents=[False] * MAX_OUTPUTS,
+        urls={f"u{n}": "https://e.com/x" for n in range(MAX_URLS)}, timings={"inference": 1234},
+    )  # fmt: skip
+    text = json.dumps(body)
+    assert text.count(",") + text.count("[") + text.count("{") < MAX_JSON_VALUES / 20
+    data, message = parse_envelope(200, text, context="poll")
+    assert len(Prediction.from_data(data, message=message).outputs) == MAX_OUTPUTS
+
+
+def test_a_deflate_body_that_arrives_a_byte_at_a_time_inflates() -> None:
+    """Whether "deflate" has its zlib header is read from the first two bytes: a first read of one byte
+    (a slow link) took the body for raw deflate and refused it."""
+    whole = zlib.compress(b'{"code": 200, "data": {}}')
+    body = CappedBody("deflate", 1024, "poll")
+    for byte in whole:
+        body.feed(bytes([byte]))
+    assert bytes(body.data) == b'{"code": 200, "data": {}}'
 
 
 # ---------------------------------------------------------------- 5 and 6. never abandon a stored prediction

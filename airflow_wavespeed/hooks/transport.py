@@ -50,7 +50,7 @@ from airflow_wavespeed.exceptions import (
 )
 from airflow_wavespeed.hooks.event_loop import LoopResources
 from airflow_wavespeed.hooks.limits import RequestLimits
-from airflow_wavespeed.prediction import parse_envelope
+from airflow_wavespeed.prediction import MAX_FIELD_CHARS, clip, parse_envelope
 
 if TYPE_CHECKING:
     import aiohttp
@@ -564,7 +564,7 @@ class AsyncTransport:
                 allow_redirects=False,
             ) as response:
                 _check_length(response.headers.get("Content-Length"), cap, context)
-                body = CappedBody(response.headers.get("Content-Encoding"), cap, context)
+                body = CappedBody(response.headers.get("Content-Encoding"), cap, context, credentials.scrub)
                 while chunk := await response.content.read(CHUNK_BYTES):
                     body.feed(chunk)
                 status = response.status
@@ -588,10 +588,11 @@ class CappedBody:
     ``max_length``: memory stays within the cap whatever the compression ratio.
     """
 
-    def __init__(self, encoding: str | None, cap: int, context: str) -> None:
+    def __init__(self, encoding: str | None, cap: int, context: str, scrub: Callable[[str], str] = str) -> None:
         self.cap, self.context = cap, context
         self.data = bytearray()
         self._raw_bytes = 0
+        self._head = b""  # a raw deflate body is told apart by its first two bytes
         coding = (encoding or "identity").strip().lower()
         self._raw_deflate_possible = coding == "deflate"
         if coding in ("gzip", "x-gzip", "deflate"):
@@ -599,8 +600,9 @@ class CappedBody:
         elif coding == "identity":
             self._inflater = None
         else:
+            named = scrub(repr(encoding))  # a header is the server's text too: it may echo the key
             raise WaveSpeedMalformedResponseError(
-                f"{context}: unsupported Content-Encoding {encoding!r}", http_status=0, body=""
+                f"{context}: unsupported Content-Encoding {clip(named, MAX_FIELD_CHARS)}", http_status=0, body=""
             )
 
     def feed(self, chunk: bytes) -> None:
@@ -613,10 +615,14 @@ class CappedBody:
                 f"{self.context}: data after the end of the compressed body", http_status=0, body=""
             )
         if self._inflater is not None:
-            if self._raw_deflate_possible and chunk:
+            if self._raw_deflate_possible:
                 # "deflate" is often sent without its zlib header (raw deflate, as browsers accept too).
+                chunk, self._head = self._head + chunk, b""
+                if len(chunk) < 2:
+                    self._head = chunk  # a body may arrive a byte at a time
+                    return
                 self._raw_deflate_possible = False
-                if len(chunk) < 2 or chunk[0] & 0x0F != 8 or (chunk[0] << 8 | chunk[1]) % 31:
+                if chunk[0] & 0x0F != 8 or (chunk[0] << 8 | chunk[1]) % 31:
                     self._inflater = zlib.decompressobj(-15)
             room = self.cap + 1 - len(self.data)
             try:

@@ -8,7 +8,6 @@ that submits and defers never loads it.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import reprlib
@@ -40,6 +39,7 @@ from airflow_wavespeed.utils.media import SNIFF_BYTES, UPLOADABLE_TYPES, open_up
 from airflow_wavespeed.utils.validation import (
     check_json,
     check_positive,
+    finite_number,
     validate_model,
     validate_prediction_id,
 )
@@ -377,10 +377,8 @@ class WaveSpeedHook(BaseHook):
             )
         except WaveSpeedNotFoundError:
             return None  # no price for this model (or no pricing route): unknown, never free
-        price = data.get("unit_price")
-        if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
-            return None
-        return float(price)
+        price = finite_number(data.get("unit_price"))
+        return None if price is None or price < 0 else price
 
     def get_balance(self) -> float:
         """The account balance in USD (``GET /api/v3/balance``; the newer ``/api/v3/account/balance`` when
@@ -389,10 +387,10 @@ class WaveSpeedHook(BaseHook):
             data, _ = self._request("GET", "/api/v3/balance", context="get balance", parse=envelope)
         except WaveSpeedNotFoundError:
             data, _ = self._request("GET", "/api/v3/account/balance", context="get balance", parse=envelope)
-        balance = data.get("balance")
-        if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not math.isfinite(balance):
-            raise WaveSpeedMalformedResponseError("get balance: no numeric 'balance'", http_status=200, body=str(data))
-        return float(balance)
+        balance = finite_number(data.get("balance"))
+        if balance is None:
+            raise WaveSpeedMalformedResponseError("get balance: no numeric 'balance'", http_status=200, body=_excerpt(data))
+        return balance
 
     def require_balance(self, min_balance_usd: float, *, refused: str) -> float:
         """The account balance, or :class:`WaveSpeedSpendLimitError` (no retries) when it is below

@@ -119,13 +119,25 @@ def check_positive(value: Any, *, argument: str, maximum: float = MAX_SECONDS) -
     """
     if hasattr(value, "total_seconds"):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if finite_number(value) is None or value <= 0:
         raise WaveSpeedInputError(f"{argument} must be a positive number of seconds, got {value!r}")
     if value > maximum:
         raise WaveSpeedInputError(
             f"{argument} must be at most {maximum:.0f} seconds ({maximum / 86400:g} days), got {value!r}"
         )
     return float(value)
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (a bool is not one); None otherwise, also for an
+    int too large for a float (on which ``math.isfinite`` raises OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def check_positive_int(value: Any, *, argument: str) -> int:
@@ -147,9 +159,10 @@ def check_json(value: Any, *, argument: str) -> bytes:
 
 def check_usd(value: Any, *, argument: str) -> float:
     """An amount of US dollars: a finite number, zero or more."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    amount = finite_number(value)
+    if amount is None or amount < 0:
         raise WaveSpeedInputError(f"{argument} must be an amount of US dollars (a number, 0 or more), got {value!r}")
-    return float(value)
+    return amount
 
 
 def check_dict(value: Any, *, argument: str) -> dict[str, Any]:
