@@ -12,8 +12,9 @@ So :class:`OutputHostPolicy` allows:
   (on the operators, or in the connection's extra).
 
 Redirects are followed by hand, every hop checked by the same rules (its DNS lookup bounded in time:
-the name is the answer's choice), and the address each connection actually reached is checked again (:data:`~airflow_wavespeed.hooks.transport.PeerCheck`), so a DNS answer
-cannot change between the check and the use. That only images are stored is decided by the bytes,
+the name is the answer's choice), and the address each connection actually reached is checked again
+(:data:`~airflow_wavespeed.hooks.transport.PeerCheck`), so a DNS answer cannot change between the check
+and the use. That only images are stored is decided by the bytes,
 in :mod:`airflow_wavespeed.utils.storage`.
 """
 
