@@ -188,6 +188,8 @@ def parse_envelope(
     conn_id: str = "",
     retry_after: float | None = None,
     scrub: Callable[[str], str] | None = None,
+    max_values: int = MAX_JSON_VALUES,
+    list_data: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """Check one API answer and return its ``(data, message)``, or raise the matching error.
 
@@ -198,11 +200,14 @@ def parse_envelope(
     :param retry_after: the parsed ``Retry-After`` header, carried by the error raised (a 429 or a 5xx).
     :param scrub: removes the API key from text. It runs on the raw body (for excerpts) and again on what
         JSON decoding reveals: a key written with ``\\uXXXX`` escapes only appears once decoded.
+    :param max_values: the most JSON values an answer may hold to be decoded (a worker reading the model
+        catalog allows more than a trigger's poll).
+    :param list_data: ``data`` may be a list (the catalog), returned as ``{"items": [...]}``.
     """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     # Decoding time and memory follow the number of values, not the size: 8 MiB of `[]` is 1.6 million
     # lists (seconds of a triggerer's shared loop). An answer that may hold too many is not decoded.
-    crowded = text.count(",") + text.count("[") + text.count("{") > MAX_JSON_VALUES
+    crowded = text.count(",") + text.count("[") + text.count("{") > max_values
     try:
         payload: Any = json.loads(text) if text and not crowded else None
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
@@ -227,7 +232,7 @@ def parse_envelope(
         _raise_for_status(http_status, api_message, text, context, conn_id, retry_after)
     if crowded:
         raise WaveSpeedMalformedResponseError(
-            f"{context}: the answer may hold more than {MAX_JSON_VALUES} JSON values; it was not decoded",
+            f"{context}: the answer may hold more than {max_values} JSON values; it was not decoded",
             http_status=http_status,
             body=text,
         )
@@ -235,6 +240,8 @@ def parse_envelope(
         raise WaveSpeedMalformedResponseError(f"{context}: body is not a JSON object", http_status=http_status, body=text)
     if isinstance(code, int) and code != 200 and not carries_prediction:
         _raise_for_status(code, api_message, text, context, conn_id, retry_after, source=f"code {code}")
+    if list_data and isinstance(data, list):
+        data = {"items": data}
     if not isinstance(data, dict):
         raise WaveSpeedMalformedResponseError(f"{context}: no 'data' object", http_status=http_status, body=text)
     return data, api_message

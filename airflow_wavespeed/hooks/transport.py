@@ -48,7 +48,7 @@ from airflow_wavespeed.hooks.answers import (
 from airflow_wavespeed.hooks.deadline import Deadline, guarded_session
 from airflow_wavespeed.hooks.event_loop import LoopResources
 from airflow_wavespeed.hooks.limits import RequestLimits
-from airflow_wavespeed.prediction import parse_envelope
+from airflow_wavespeed.prediction import MAX_JSON_VALUES, parse_envelope
 
 if TYPE_CHECKING:
     import aiohttp
@@ -178,6 +178,8 @@ class SyncTransport:
         read_timeout: float | None = None,
         total_timeout: float | None = None,
         max_bytes: int | None = None,
+        max_values: int = MAX_JSON_VALUES,
+        list_data: bool = False,
         attempts: int | None = None,
         until: float | None = None,
         data: bytes | None = None,
@@ -192,6 +194,8 @@ class SyncTransport:
         :param make_body: returns fresh ``requests`` keyword arguments (``data``, ``headers``) for
             each try, for bodies that a send consumes (streamed uploads).
         :param until: a ``time.monotonic()`` deadline for the whole call, retries included.
+        :param max_values: how many JSON values the answer may hold; ``list_data``: ``data`` may be a list
+            (both :func:`~airflow_wavespeed.prediction.parse_envelope`'s).
         """
         url = f"{credentials.base_url}{path}"
         timeout = (self.limits.connect_timeout, read_timeout or self.limits.read_timeout)
@@ -222,6 +226,7 @@ class SyncTransport:
                     answer = parse_envelope(
                         status, text, context=context, conn_id=self.conn_id,
                         retry_after=parse_retry_after(retry_after), scrub=credentials.scrub,
+                        max_values=max_values, list_data=list_data,
                     )  # fmt: skip
                 except WaveSpeedMalformedResponseError:
                     # A body that ends with its connection just stops where the deadline cut it.

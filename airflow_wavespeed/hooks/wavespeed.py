@@ -13,7 +13,6 @@ import re
 import reprlib
 import time
 from functools import cached_property
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,12 +29,14 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedSubmitUncertainError,
     WaveSpeedTimeoutError,
 )
+from airflow_wavespeed.hooks.catalog import CatalogCalls
 from airflow_wavespeed.hooks.event_loop import LoopResources
 from airflow_wavespeed.hooks.limits import RequestLimits
 from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy
 from airflow_wavespeed.hooks.transport import AsyncTransport, Credentials, Parser, SyncTransport, T, envelope
+from airflow_wavespeed.media.sources import open_upload_source, upload_name
+from airflow_wavespeed.media.types import SNIFF_BYTES
 from airflow_wavespeed.prediction import MAX_URL_CHARS, Prediction, judge_poll
-from airflow_wavespeed.utils.media import SNIFF_BYTES, UPLOADABLE_TYPES, open_upload_source, upload_name
 from airflow_wavespeed.utils.validation import (
     check_json,
     check_positive,
@@ -55,7 +56,7 @@ __all__ = ["WaveSpeedHook"]
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 
 
-class WaveSpeedHook(BaseHook):
+class WaveSpeedHook(CatalogCalls, BaseHook):
     """
     Talk to the WaveSpeed v3 API with the key of an Airflow connection of type ``wavespeed``.
 
@@ -327,7 +328,7 @@ class WaveSpeedHook(BaseHook):
         filename: str | None = None,
     ) -> str:
         """
-        Upload a local image and return its download URL, to pass as a model input.
+        Upload a local image, video, audio or 3D file and return its download URL, to pass as a model input.
 
         The file is streamed as the multipart field ``file``; uploads are retried like polls (an upload
         bills nothing). A stream that cannot be rewound is spooled first so a retry can resend it.
@@ -340,8 +341,8 @@ class WaveSpeedHook(BaseHook):
         with open_upload_source(path_or_bytes, filename) as upload:
             # The bytes decide what is sent (a name can lie), before anything is sent.
             upload.rewind()
-            name = upload_name(upload.filename, upload.stream.read(SNIFF_BYTES), f"upload_media: {upload.filename!r}")
-            content_type = UPLOADABLE_TYPES[Path(name).suffix.lower()]
+            name, found = upload_name(upload.filename, upload.stream.read(SNIFF_BYTES), f"upload_media: {upload.filename!r}")
+            content_type = found.content_type
 
             def make_body() -> dict[str, Any]:
                 upload.rewind()
@@ -363,22 +364,6 @@ class WaveSpeedHook(BaseHook):
                 f"upload {name}: no usable 'download_url' in the answer", http_status=200, body=str(data)
             )
         return url
-
-    def get_price(self, model: str, inputs: dict[str, Any]) -> float | None:
-        """Quote what one run of ``model`` with ``inputs`` would cost, in USD, without billing anything
-        (``POST /api/v3/model/pricing``). None when the API gives no usable price: a missing price is
-        unknown, never free.
-        """
-        validate_model(model)
-        body = check_json({"model_id": model, "inputs": inputs}, argument="inputs")
-        try:
-            data, _ = self._request(
-                "POST", "/api/v3/model/pricing", context=f"quote {model}", parse=envelope, data=body
-            )
-        except WaveSpeedNotFoundError:
-            return None  # no price for this model (or no pricing route): unknown, never free
-        price = finite_number(data.get("unit_price"))
-        return None if price is None or price < 0 else price
 
     def get_balance(self) -> float:
         """The account balance in USD (``GET /api/v3/balance``; the newer ``/api/v3/account/balance`` when

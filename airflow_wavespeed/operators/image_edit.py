@@ -9,7 +9,6 @@ from airflow_wavespeed.exceptions import WaveSpeedInputError
 from airflow_wavespeed.operators.run_model import WaveSpeedRunModelOperator
 from airflow_wavespeed.utils.validation import (
     ASPECT_RATIOS,
-    INPUT_MODES,
     check_choice,
     check_dict,
     check_images,
@@ -20,6 +19,9 @@ from airflow_wavespeed.utils.validation import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_wavespeed.catalog.entry import ModelEntry
+    from airflow_wavespeed.media.inputs import MediaInput
 
 GPT_IMAGE_2_EDIT = "openai/gpt-image-2/edit"
 #: A mapped edit's label in the UI, its prompt instead of 0, 1, 2: ``partial(map_index_template=PROMPT_LABEL)``.
@@ -41,8 +43,6 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         lets the API choose from the input. Templated.
     :param extra_inputs: more model inputs passed through unvalidated (e.g. ``resolution``,
         ``quality``), for inputs the API adds later. Templated.
-    :param input_mode: how ``s3://`` inputs reach WaveSpeed: ``presign`` (a presigned GET URL valid for
-        the task's timeout plus an hour) or ``upload`` (streamed through WaveSpeed's media upload).
     """
 
     template_fields: Sequence[str] = ("images", "prompt", "aspect_ratio", "extra_inputs", "output_uri")
@@ -55,7 +55,6 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         prompt: str,
         aspect_ratio: str | None = "1:1",
         extra_inputs: dict[str, Any] | None = None,
-        input_mode: str = "presign",
         **kwargs: Any,
     ) -> None:
         super().__init__(model=GPT_IMAGE_2_EDIT, **kwargs)
@@ -63,7 +62,6 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         self.prompt = prompt
         self.aspect_ratio = aspect_ratio
         self.extra_inputs = extra_inputs if extra_inputs is not None else {}
-        self.input_mode = input_mode
         self._check_edit_arguments(rendered=False)
 
     def validate_arguments(self) -> None:
@@ -71,19 +69,17 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
         self._check_edit_arguments(rendered=True)
 
     def build_inputs(self, context: Context) -> dict[str, Any]:
-        from airflow_wavespeed.utils.inputs import resolve_images
-
-        images = resolve_images(
-            check_images(self.images),
-            lambda source, name: self.hook.upload_media(source, filename=name),
-            input_mode=self.input_mode,
-            aws_conn_id=self.aws_conn_id,
-            presign_seconds=self.timeout_seconds + 3600,
-        )
-        inputs = {**self.extra_inputs, "images": images, "prompt": self.prompt}
+        inputs = {**self.extra_inputs, "images": check_images(self.images), "prompt": self.prompt}
         if self.aspect_ratio is not None:
             inputs["aspect_ratio"] = self.aspect_ratio
         return inputs
+
+    def find_media(self, inputs: dict[str, Any], entry: ModelEntry | None) -> list[MediaInput]:
+        """The ``images`` (``images[n]`` in messages, images only), whatever the catalog adds."""
+        from airflow_wavespeed.media.inputs import find_media
+
+        images = {"images": inputs["images"]}
+        return find_media(images, ["images"], label=lambda where: f"images[{where[1]}]", allowed=lambda _: ("image",))
 
     def lineage_inputs(self) -> list[str]:
         """The images as the user gave them: URLs, ``s3://`` objects, local files."""
@@ -108,4 +104,3 @@ class WaveSpeedImageEditOperator(WaveSpeedRunModelOperator):
                 raise WaveSpeedInputError(
                     f"extra_inputs may not set {', '.join(clashes)}: use the operator's own argument(s)"
                 )
-        check_choice(self.input_mode, INPUT_MODES, argument="input_mode")

@@ -21,7 +21,7 @@ from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url, wri
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
-    DEFAULT_MAX_OUTPUT_BYTES,
+    INPUT_MODES,
     NSFW_POLICIES,
     check_bool,
     check_choice,
@@ -34,13 +34,17 @@ from airflow_wavespeed.utils.validation import (
     check_usd,
     is_templated,
     validate_model,
+    without_bytes,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_wavespeed.catalog.entry import ModelEntry
+    from airflow_wavespeed.media.inputs import MediaInput
     from airflow_wavespeed.prediction import Prediction
     from airflow_wavespeed.utils.ledger import PredictionLedger
+    from airflow_wavespeed.utils.storage import StoredOutput
     from airflow_wavespeed.utils.timings import TaskTimings
 
 
@@ -71,9 +75,18 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         ``s3://`` destination is declared as an Asset outlet (its fixed part when templated) unless
         ``outlets=`` is given; each run's asset event lists the stored URIs in ``extra["uris"]``.
     :param key_template: file name / object key under ``output_uri``; see ``store_outputs``.
-    :param max_output_bytes: refuse to copy an output larger than this.
+    :param max_output_bytes: refuse to copy an output larger than this; by default the cap of the output's
+        media, told from its bytes (README, "Video, audio and 3D").
     :param aws_conn_id: Amazon connection for ``s3://`` inputs and outputs.
-    :param max_cost_usd: quote the run first (``POST /api/v3/model/pricing``, not billed) and refuse to
+    :param media_inputs: the inputs that hold media files (local paths, ``s3://`` URIs, bytes, URLs), to be
+        uploaded or presigned before submitting; by default those the model's catalog schema marks. A value
+        that can only be a file (``s3://``, ``file://``, bytes) is one in any input.
+    :param input_mode: how ``s3://`` inputs reach WaveSpeed: ``presign`` (a presigned GET URL valid for the
+        task's timeout plus an hour) or ``upload`` (streamed through WaveSpeed's media upload).
+    :param check_catalog: check the inputs against the model's entry in WaveSpeed's catalog
+        (``GET /api/v3/models``, read once an hour per process, bills nothing) before submitting: an unknown
+        model or input, a missing one, a value outside an enum or range is refused. False for offline work.
+    :param max_cost_usd: quote the run first (``POST /api/v3/model/price``, not billed) and refuse to
         submit when the quote is above this or unknown. The quote is recorded as ``cost_usd`` in the
         ``prediction`` XCom.
     :param min_balance_usd: refuse to submit when the account balance is below this.
@@ -104,7 +117,10 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         nsfw_policy: str = "allow",
         output_uri: str | None = None,
         key_template: str | None = None,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        max_output_bytes: int | None = None,
+        media_inputs: list[str] | None = None,
+        input_mode: str = "presign",
+        check_catalog: bool = True,
         aws_conn_id: str | None = "aws_default",
         max_cost_usd: float | None = None,
         min_balance_usd: float | None = None,
@@ -128,6 +144,13 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.output_uri = output_uri
         self.key_template = key_template
         self.max_output_bytes = max_output_bytes
+        self.media_inputs = list(media_inputs or [])
+        self.input_mode = input_mode
+        self.check_catalog = check_catalog
+        #: What the model makes (image, video, audio, 3d, text), from its catalog entry or its name.
+        self.media: str | None = None
+        #: The media sources of the run as the user gave them, for lineage.
+        self.media_sources: list[str] = []
         self.aws_conn_id = aws_conn_id
         self.max_cost_usd = None if max_cost_usd is None else check_usd(max_cost_usd, argument="max_cost_usd")
         self.min_balance_usd = None if min_balance_usd is None else check_usd(min_balance_usd, argument="min_balance_usd")
@@ -148,16 +171,33 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self._check_run_arguments(rendered=True)
 
     def build_inputs(self, context: Context) -> dict[str, Any]:
-        """The JSON inputs to submit. Runs once per submit, after validation."""
+        """The inputs to submit as the user gave them, media still paths, ``s3://`` URIs or bytes
+        (:meth:`_prepare_inputs` resolves them). Runs once per submit, after validation."""
         return dict(self.inputs)
 
+    def media_fields(self, entry: ModelEntry | None) -> list[str]:
+        """The inputs holding media: those named in ``media_inputs``, else those the catalog schema marks."""
+        from airflow_wavespeed.catalog.check import named_media
+
+        return named_media(self.media_inputs, entry)
+
+    def find_media(self, inputs: dict[str, Any], entry: ModelEntry | None) -> list[MediaInput]:
+        """The media sources of ``inputs``; a subclass may name and restrict them its own way."""
+        from airflow_wavespeed.media.inputs import find_media
+
+        return find_media(inputs, self.media_fields(entry))
+
     def lineage_inputs(self) -> list[str]:
-        """The input locations lineage tools should see (none for a generic model's inputs)."""
-        return []
+        """The input locations lineage tools should see: the run's media sources."""
+        return list(self.media_sources)
 
     def metadata_extras(self) -> dict[str, Any]:
-        """What the ``prediction`` XCom holds beyond the prediction's own metadata: the quote, when made."""
-        return {} if self.cost_usd is None else {"cost_usd": self.cost_usd}
+        """What the ``prediction`` XCom holds beyond the prediction's own metadata: the quote, when made,
+        and the media the model makes."""
+        extras: dict[str, Any] = {} if self.cost_usd is None else {"cost_usd": self.cost_usd}
+        if self.media is not None:
+            extras["media"] = self.media
+        return extras
 
     def metadata(self, prediction: Prediction) -> dict[str, Any]:
         """The ``prediction`` XCom: the prediction's small metadata and :meth:`metadata_extras`."""
@@ -202,11 +242,12 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             return self._complete(context, self._fetch_finished(context), TaskTimings())
         resumed = PredictionEvent.from_payload(event)
         self.cost_usd = resumed.carry.get("metadata", {}).get("cost_usd")
+        self.media = resumed.carry.get("metadata", {}).get("media")
         timings = TaskTimings.resumed(resumed.carry.get("operator_seconds"), resumed.waited_seconds)
         prediction = resumed.terminal_prediction()
         if resumed.outputs_left_out:
             # The trigger leaves base64 outputs out of its event: fetch them here, on the worker, to store.
-            if not self.output_uri:
+            if not self.output_uri and self.media != "text":
                 raise inline_outputs_error(prediction.id)
             prediction = self.hook.get_prediction(prediction.id, base64_outputs=True)
         return self._complete(context, prediction, timings)
@@ -217,7 +258,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         previous = ledger.recorded()
         prediction = self._resume(previous, ledger) if previous else None
         if prediction is None:
-            inputs = self.build_inputs(context)
+            inputs = self._prepare_inputs(context)
             self.cost_usd = self._check_spend(inputs)
             prediction = self.hook.submit(
                 self.model,
@@ -229,6 +270,33 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
         self.prediction_link = prediction_url(self.hook.base_url, prediction.id)  # Airflow writes it (links.py)
         return prediction
+
+    def _prepare_inputs(self, context: Context) -> dict[str, Any]:
+        """The inputs to submit: media checked where they are first (no request to WaveSpeed), then the
+        catalog check, then the media uploaded or presigned. Nothing billed happens before all of it."""
+        from airflow_wavespeed.catalog.check import check_inputs
+        from airflow_wavespeed.catalog.entry import media_of_kind
+        from airflow_wavespeed.catalog.lookup import model_entry
+        from airflow_wavespeed.media.inputs import check_media
+
+        inputs = self.build_inputs(context)
+        found = self.find_media(inputs, None)
+        plan = check_media(found, aws_conn_id=self.aws_conn_id)
+        entry = model_entry(self.hook, self.model) if self.check_catalog else None
+        if entry is not None:
+            check_inputs(entry, inputs)
+            known = {media.where for media in found}
+            # Inputs only the schema names as media (plain local paths in them) are checked now.
+            later = [media for media in self.find_media(inputs, entry) if media.where not in known]
+            plan.add(check_media(later, aws_conn_id=self.aws_conn_id))
+        self.media = entry.media if entry is not None else media_of_kind(self.model)
+        self.media_sources = [m.source for m in plan.inputs if isinstance(m.source, str)]
+        return plan.resolve(
+            inputs,
+            lambda source, name: self.hook.upload_media(source, filename=name),
+            input_mode=self.input_mode,
+            presign_seconds=self.timeout_seconds + 3600,
+        )
 
     def _fetch_finished(self, context: Context) -> Prediction:
         """The prediction this task waited for, by its id: for a resume whose event carried nothing."""
@@ -319,10 +387,18 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
 
         metadata = self.metadata(prediction)
         try:
-            outputs = accepted_outputs(prediction, self.nsfw_policy, will_store=bool(self.output_uri))
+            # A text model's outputs are the text itself, passed on as it is; base64 media only to storage.
+            inline_ok = bool(self.output_uri) or self.media == "text"
+            outputs = accepted_outputs(prediction, self.nsfw_policy, will_store=inline_ok)
             if self.output_uri:
-                outputs = self.store(context, prediction.id, outputs)
-                self.log.info("Stored the outputs of prediction %s: %s", prediction.id, ", ".join(outputs))
+                copies = self.store(context, prediction.id, outputs)
+                metadata["stored"] = [copy.to_xcom() for copy in copies]
+                outputs = [copy.location for copy in copies]
+                self.log.info(
+                    "Stored the outputs of prediction %s: %s",
+                    prediction.id,
+                    ", ".join(f"{c.location} ({c.content_type}, {c.bytes} bytes)" for c in copies),
+                )
         finally:
             metadata["task_timings"] = timings.stop().to_xcom()
             context["ti"].xcom_push(key="prediction", value=metadata)
@@ -339,11 +415,11 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         )
         return outputs
 
-    def store(self, context: Context, prediction_id: str, outputs: list[str]) -> list[str]:
-        """Copy outputs to ``output_uri``; returns the stored paths or ``s3://`` URIs."""
-        from airflow_wavespeed.utils.storage import output_names, store_outputs
+    def store(self, context: Context, prediction_id: str, outputs: list[str]) -> list[StoredOutput]:
+        """Copy outputs to ``output_uri``; returns where each went (paths or ``s3://`` URIs) and what it is."""
+        from airflow_wavespeed.utils.storage import output_names, store_media
 
-        stored = store_outputs(
+        stored = store_media(
             outputs,
             str(self.output_uri),
             download=self.download(),
@@ -352,7 +428,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             max_output_bytes=self.max_output_bytes,
             aws_conn_id=self.aws_conn_id,
         )
-        emit_asset_events(context, self, stored)
+        emit_asset_events(context, self, [copy.location for copy in stored])
         return stored
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -395,7 +471,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         if ready(self.model):
             validate_model(self.model)
         if ready(self.inputs):
-            check_json(check_dict(self.inputs, argument="inputs"), argument="inputs")
+            check_json(without_bytes(check_dict(self.inputs, argument="inputs")), argument="inputs")
         check_bool(self.enable_sync_mode, argument="enable_sync_mode")
         check_bool(self.enable_base64_output, argument="enable_base64_output")
         check_bool(self.wait_for_completion, argument="wait_for_completion")
@@ -419,4 +495,9 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
                 )
         if self.key_template is not None:
             check_name_template(self.key_template)
-        check_positive_int(self.max_output_bytes, argument="max_output_bytes")
+        if self.max_output_bytes is not None:
+            check_positive_int(self.max_output_bytes, argument="max_output_bytes")
+        check_bool(self.check_catalog, argument="check_catalog")
+        check_choice(self.input_mode, INPUT_MODES, argument="input_mode")
+        if not isinstance(self.media_inputs, list) or not all(isinstance(n, str) and n for n in self.media_inputs):
+            raise WaveSpeedInputError(f"media_inputs must be a list of input names, got {self.media_inputs!r}")

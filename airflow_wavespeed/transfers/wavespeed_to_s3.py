@@ -1,6 +1,6 @@
 """WaveSpeedToS3Operator: copy prediction outputs into S3 before WaveSpeed deletes them (after 7 days).
 
-The copy itself is :func:`airflow_wavespeed.utils.storage.store_outputs`, the same path the edit
+The copy itself is :func:`airflow_wavespeed.utils.storage.store_media`, the same path the edit
 operator's ``output_uri="s3://…"`` takes, so key names, size caps, Content-Type and streaming agree
 whichever way a DAG stores its outputs. This operator adds what a separate task needs: finding the
 prediction id upstream, and an Asset outlet so other DAGs can be scheduled on what arrived.
@@ -17,7 +17,6 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperat
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
-    DEFAULT_MAX_OUTPUT_BYTES,
     check_bool,
     check_conn_id,
     check_name_template,
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 
 class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
     """
-    Stream WaveSpeed outputs (URLs, or base64 strings) into S3 and return their ``s3://`` URIs.
+    Stream WaveSpeed outputs (URLs, or base64 strings) of any media into S3 and return their ``s3://`` URIs.
 
     Default keys are ``{dag_id}/{run_id}/{task_id}/{map_index}/{prediction_id}_{n}.{ext}`` under
     ``dest_s3_prefix``. The prediction id is ``prediction_id`` if given, else the XCom ``prediction_id``
@@ -54,7 +53,8 @@ class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
     :param key_template: ``str.format`` template of each key under the prefix; fields dag_id, run_id,
         task_id, map_index, prediction_id, n, ext. Keys cannot leave the prefix. Templated.
     :param replace: overwrite existing objects; when False an existing key fails the task.
-    :param max_output_bytes: stop (keeping nothing of it) any output larger than this.
+    :param max_output_bytes: stop (keeping nothing of it) any output larger than this; by default the cap
+        of the output's media, told from its bytes (README, "Video, audio and 3D").
     :param prediction_id: the id to name keys by, when it cannot be found upstream. Templated.
     :param allow_private_output_hosts: fetch outputs from private addresses too (a private deployment);
         by default outputs come only from public hosts and the WaveSpeed connection's own base URL.
@@ -75,7 +75,7 @@ class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
         aws_conn_id: str | None = "aws_default",
         key_template: str | None = None,
         replace: bool = True,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        max_output_bytes: int | None = None,
         prediction_id: str | None = None,
         allow_private_output_hosts: bool = False,
         wavespeed_conn_id: str = "wavespeed_default",
@@ -101,7 +101,7 @@ class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
         return super().partial(**with_default_outlet(kwargs, kwargs.get("dest_s3_prefix")))
 
     def execute(self, context: Context) -> list[str]:
-        from airflow_wavespeed.utils.storage import describe, output_names, store_outputs
+        from airflow_wavespeed.utils.storage import describe, output_names, store_media
 
         self._check_arguments(rendered=True)
         outputs = check_outputs(self.outputs)
@@ -109,7 +109,7 @@ class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
             # Skipped, not succeeded: a success would still send downstream DAGs an asset event.
             raise AirflowSkipException("No outputs to store (the upstream task returned none)")
         prediction_id = self.prediction_id or self._upstream_prediction_id(context) or _short_hash(outputs)
-        stored = store_outputs(
+        copies = store_media(
             outputs,
             self.dest_s3_prefix,
             download=self.download(),
@@ -119,9 +119,10 @@ class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
             max_output_bytes=self.max_output_bytes,
             aws_conn_id=self.aws_conn_id,
         )
+        stored = [copy.location for copy in copies]
         emit_asset_events(context, self, stored)
-        for output, uri in zip(outputs, stored, strict=True):
-            self.log.info("Stored %s as %s", describe(output), uri)
+        for output, copy in zip(outputs, copies, strict=True):
+            self.log.info("Stored %s as %s (%s, %d bytes)", describe(output), copy.location, copy.content_type, copy.bytes)
         from airflow_wavespeed.utils.lineage import report_to_airflow
 
         self.lineage = ([o for o in outputs if scheme_of(o) in ("http", "https")], stored)
@@ -174,7 +175,8 @@ class WaveSpeedToS3Operator(WaveSpeedTaskMixin, BaseOperator):
         if self.key_template is not None and ready(self.key_template):
             check_name_template(self.key_template, argument="key_template")
         check_bool(self.replace, argument="replace")
-        check_positive_int(self.max_output_bytes, argument="max_output_bytes")
+        if self.max_output_bytes is not None:
+            check_positive_int(self.max_output_bytes, argument="max_output_bytes")
         if self.prediction_id is not None and ready(self.prediction_id):
             validate_prediction_id(self.prediction_id)
 

@@ -1,14 +1,15 @@
 """Copy prediction outputs somewhere durable: a local directory or S3.
 
-WaveSpeed deletes outputs after 7 days. Both the edit operator's ``output_uri`` and
-``WaveSpeedToS3Operator`` store through :func:`store_outputs`, so naming, size caps and streaming are
-decided here once. Outputs are streamed in chunks (never held whole in memory), and base64 outputs are
-decoded straight to storage so XCom only ever carries the resulting paths or URIs.
+WaveSpeed deletes outputs after 7 days. Both the operators' ``output_uri`` and ``WaveSpeedToS3Operator``
+store through :func:`store_media`, so naming, size caps and streaming are decided here once. Outputs are
+streamed in chunks (never held whole in memory, whatever their size: a video runs to hundreds of MiB), and
+base64 outputs are decoded straight to storage so XCom only ever carries the resulting paths or URIs.
 
-Only images are stored: the type is decided from the bytes (PNG, JPEG, WebP, GIF, BMP, TIFF), and the
-file's extension and Content-Type from the type, never from the URL or the server's headers. Downloads
-go through the ``download`` callable the caller passes (the hook's output downloader, which applies
-the output-host rules); this module makes no HTTP request of its own.
+Every kind is stored (images, video, audio, 3D, text), typed by its bytes
+(:mod:`airflow_wavespeed.media.types`): the file's extension and Content-Type come from the type, never
+from the URL or the server's headers. Anything else (HTML, SVG, archives, executables) is refused and
+nothing of it is kept. Downloads go through the ``download`` callable the caller passes (the hook's output
+downloader, which applies the output-host rules); this module makes no HTTP request of its own.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedOutputError,
     WaveSpeedOutputRefusedError,
 )
-from airflow_wavespeed.utils.media import SNIFF_BYTES, UPLOADABLE_TYPES, sniff_image_extension
+from airflow_wavespeed.media.types import ACCEPTED, SNIFF_BYTES, MediaType, refusal, sniff
 from airflow_wavespeed.utils.validation import (
-    DEFAULT_MAX_OUTPUT_BYTES,
+    MAX_OUTPUT_BYTES_BY_MEDIA,
     check_name_template,
     is_output_url,
     parse_s3_uri,
@@ -61,68 +62,139 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class StoredOutput:
+    """Where one output went and what it is: for return values, asset events and the ``prediction`` XCom."""
+
+    location: str
+    media: str
+    content_type: str
+    bytes: int
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {"uri": self.location, "media": self.media, "content_type": self.content_type, "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
 class _Opened:
     stream: IO[bytes]
-    content_type: str
-    ext: str
+    type: MediaType
+    #: Bytes read so far (a download's running count), for the size recorded once the copy is done.
+    count: Callable[[], int]
 
 
 class _CappedReader(io.RawIOBase):
-    """A readable stream that raises once more than ``limit`` bytes went through it."""
+    """A readable stream that raises once more than ``limit`` bytes went through it; the first bytes, read
+    ahead to tell the file's type, come first."""
 
-    def __init__(self, raw: Any, limit: int, source: str) -> None:
+    def __init__(self, raw: Any, limit: int | None, source: str) -> None:
         self._raw, self._limit, self._source, self.count = raw, limit, source, 0
+        self._head = b""
 
     def readable(self) -> bool:
         return True
 
+    def read_head(self) -> bytes:
+        """Up to :data:`SNIFF_BYTES` from the start (however the body arrives), served again by reads."""
+        head = b""
+        while len(head) < SNIFF_BYTES and (chunk := self._raw.read(SNIFF_BYTES - len(head))):
+            head += chunk
+        self._head = head
+        self._counted(len(head))
+        return head
+
+    def limit(self, limit: int) -> None:
+        """The cap, once the type (and so the default cap for its media) is known."""
+        self._limit = limit
+        self._counted(0)
+
     def readinto(self, buffer: Any) -> int:
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size], self._head = self._head[:size], self._head[size:]
+            return size
         # At most one chunk per call: a large read() above must not pull a whole part through a copy.
         data = self._raw.read(min(len(buffer), CHUNK_BYTES))
-        self.count += len(data)
-        if self.count > self._limit:
-            raise OutputTooLargeError(
-                f"output {self._source} is larger than max_output_bytes={self._limit}; the copy was stopped"
-            )
+        self._counted(len(data))
         buffer[: len(data)] = data
         return len(data)
 
+    def _counted(self, size: int) -> None:
+        self.count += size
+        if self._limit is not None and self.count > self._limit:
+            raise OutputTooLargeError(
+                f"output {self._source} is larger than max_output_bytes={self._limit}; the copy was stopped"
+            )
+
 
 def describe(output: str) -> str:
-    """A short, log-safe name for an output (base64 strings are not printed)."""
-    return output if is_output_url(output) else f"<base64 output, {len(output)} chars>"
+    """A short, log-safe name for an output (base64 and text are not printed)."""
+    return output if is_output_url(output) else f"<inline output, {len(output)} chars>"
+
+
+def output_cap(media: str, max_output_bytes: int | None) -> int:
+    """The size a copy stops at: the caller's, or the default for the output's media."""
+    return max_output_bytes if max_output_bytes is not None else MAX_OUTPUT_BYTES_BY_MEDIA[media]
 
 
 @contextmanager
-def open_output(output: str, *, download: Download, max_output_bytes: int, prediction_id: str) -> Iterator[_Opened]:
-    """Open one output as a stream of image bytes: an http(s) URL is downloaded, anything else is
-    decoded as base64. Content that is not an image is refused, naming the prediction and the output."""
+def open_output(
+    output: str, *, download: Download, max_output_bytes: int | None, prediction_id: str
+) -> Iterator[_Opened]:
+    """Open one output as a stream of an accepted type: an http(s) URL is downloaded, anything else is
+    decoded as base64, or taken as text when it is not base64 of a media file. Content of no accepted type
+    is refused, naming the prediction and what the bytes looked like."""
     if is_output_url(output):
         with download(output) as (raw, length):
-            if length is not None and length > max_output_bytes:
-                raise OutputTooLargeError(
-                    f"output {output} is {length} bytes, over max_output_bytes={max_output_bytes}"
-                )
-            capped = io.BufferedReader(_CappedReader(raw, max_output_bytes, output), CHUNK_BYTES)
-            yield _image(capped, capped.peek(SNIFF_BYTES)[:SNIFF_BYTES], output, prediction_id)
+            capped = _CappedReader(raw, max_output_bytes, output)
+            kind = _accepted(capped.read_head(), output, prediction_id)
+            cap = output_cap(kind.media, max_output_bytes)
+            if length is not None and length > cap:
+                raise OutputTooLargeError(f"output {output} is {length} bytes, over max_output_bytes={cap}")
+            capped.limit(cap)
+            yield _Opened(io.BufferedReader(capped, CHUNK_BYTES), kind, lambda: capped.count)
         return
     if "://" in output[:16]:
         raise WaveSpeedOutputRefusedError(f"only http(s) outputs can be copied, got {output[:80]!r}")
-    data = _decode_base64(output, max_output_bytes)
-    yield _image(io.BytesIO(data), data[:SNIFF_BYTES], output, prediction_id)
+    data, kind = _inline(output, max_output_bytes, prediction_id)
+    yield _Opened(io.BytesIO(data), kind, lambda: len(data))
 
 
-def _image(stream: IO[bytes], head: bytes, output: str, prediction_id: str) -> _Opened:
-    extension = sniff_image_extension(head)
-    if extension is None:
+def _accepted(head: bytes, output: str, prediction_id: str) -> MediaType:
+    problem = refusal(head)
+    found = sniff(head)
+    if problem is not None or found is None:
         raise WaveSpeedOutputRefusedError(
-            f"output {describe(output)} of prediction {prediction_id} is not an image (PNG, JPEG, WebP, GIF, "
-            "BMP or TIFF, judged by its bytes); nothing of it was stored"
+            f"output {describe(output)} of prediction {prediction_id} was refused: {problem}; nothing of it was stored"
         )
-    return _Opened(stream, UPLOADABLE_TYPES[extension], extension.lstrip("."))
+    return found
 
 
-def store_outputs(
+def _inline(output: str, max_output_bytes: int | None, prediction_id: str) -> tuple[bytes, MediaType]:
+    """An output that is not a URL: base64 of a media file (a ``data:`` URI or bare), else text."""
+    data = _decode_base64(output, max_output_bytes)
+    if data is not None:
+        found = sniff(data[:SNIFF_BYTES])
+        if found is not None and found.media != "text":
+            if len(data) > output_cap(found.media, max_output_bytes):
+                raise OutputTooLargeError(
+                    f"a base64 output is larger than max_output_bytes={output_cap(found.media, max_output_bytes)}"
+                )
+            return data, found
+    if output.startswith("data:"):
+        raise WaveSpeedOutputRefusedError(f"output {describe(output)} is a data: URI that is not base64 media")
+    text = output.encode("utf-8", "replace")
+    if len(text) > output_cap("text", max_output_bytes):
+        raise OutputTooLargeError(f"a text output is larger than max_output_bytes={output_cap('text', max_output_bytes)}")
+    return text, ACCEPTED["txt"]
+
+
+def store_outputs(outputs: list[str], destination: str, **kwargs: Any) -> list[str]:
+    """Copy every output to ``destination`` and return where each went (paths or ``s3://`` URIs); the
+    keyword arguments are :func:`store_media`'s."""
+    return [stored.location for stored in store_media(outputs, destination, **kwargs)]
+
+
+def store_media(
     outputs: list[str],
     destination: str,
     *,
@@ -130,11 +202,11 @@ def store_outputs(
     names: Mapping[str, Any],
     name_template: str | None = None,
     replace: bool = True,
-    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    max_output_bytes: int | None = None,
     aws_conn_id: str | None = "aws_default",
-) -> list[str]:
+) -> list[StoredOutput]:
     """
-    Copy every output to ``destination`` and return where each went (paths or ``s3://`` URIs).
+    Copy every output to ``destination``; returns where each went and what it is.
 
     :param destination: a local directory (plain or ``file://``) or ``s3://bucket/prefix``.
     :param download: opens an output URL (the hook's ``output_downloader().open``).
@@ -142,7 +214,8 @@ def store_outputs(
     :param name_template: ``str.format`` template of the file name / object key under the destination;
         fields dag_id, run_id, task_id, map_index, prediction_id, n, ext.
     :param replace: overwrite an existing object; when False an existing one is an error.
-    :param max_output_bytes: stop (and keep nothing of) an output larger than this.
+    :param max_output_bytes: stop (and keep nothing of) an output larger than this; None for the default
+        of the output's media (:data:`~airflow_wavespeed.utils.validation.MAX_OUTPUT_BYTES_BY_MEDIA`).
     :param aws_conn_id: the Amazon connection, for S3 destinations.
     """
     is_s3 = destination.startswith("s3://")
@@ -150,7 +223,7 @@ def store_outputs(
     check_name_template(template)
     _check_distinct_names(template, names, len(outputs))
     prediction_id = str(names.get("prediction_id", ""))
-    stored: list[str] = []
+    stored: list[StoredOutput] = []
     created: list[str] = []
     try:
         for n, output in enumerate(outputs):
@@ -158,12 +231,12 @@ def store_outputs(
                 output, download=download, max_output_bytes=max_output_bytes, prediction_id=prediction_id
             )
             with opening as opened:
-                name = render_name(template, {**names, "n": n, "ext": opened.ext})
+                name = render_name(template, {**names, "n": n, "ext": opened.type.ext})
                 if is_s3:
                     location, new = _put_s3(opened, destination, name, replace=replace, aws_conn_id=aws_conn_id)
                 else:
                     location, new = _put_local(opened, destination, name, replace=replace)
-                stored.append(location)
+                stored.append(StoredOutput(location, opened.type.media, opened.type.content_type, opened.count()))
                 if new:
                     created.append(location)
     except BaseException as error:
@@ -267,21 +340,20 @@ def _put_s3(
         multipart_threshold=S3_PART_BYTES, multipart_chunksize=S3_PART_BYTES, max_concurrency=1, use_threads=False
     )
     hook.get_conn().upload_fileobj(
-        opened.stream, bucket, key, ExtraArgs={"ContentType": opened.content_type}, Config=config
+        opened.stream, bucket, key, ExtraArgs={"ContentType": opened.type.content_type}, Config=config
     )
     return f"s3://{bucket}/{key}", not existed
 
 
-def _decode_base64(output: str, max_output_bytes: int) -> bytes:
+def _decode_base64(output: str, max_output_bytes: int | None) -> bytes | None:
+    """The bytes of a base64 output (bare or a ``data:`` URI), or None when it is not base64."""
     payload = output.split(",", 1)[1] if output.startswith("data:") and "," in output else output
-    if len(payload) * 3 // 4 > max_output_bytes:
+    if max_output_bytes is not None and len(payload) * 3 // 4 > max_output_bytes:
         raise OutputTooLargeError(f"a base64 output is larger than max_output_bytes={max_output_bytes}")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise WaveSpeedOutputRefusedError(
-            f"output {describe(output)} is neither an http(s) URL nor valid base64"
-        ) from None
+        return None
 
 
 def output_names(context: Context, prediction_id: str) -> dict[str, Any]:

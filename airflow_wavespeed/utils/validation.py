@@ -7,6 +7,7 @@ too, so every module reads a location the same way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -28,8 +29,15 @@ INPUT_MODES = ("presign", "upload")
 NAME_TEMPLATE_FIELDS = ("dag_id", "run_id", "task_id", "map_index", "prediction_id", "n", "ext")
 #: The longest any timeout or wait may be: WaveSpeed deletes predictions (and outputs) after 7 days.
 MAX_SECONDS = 7 * 24 * 3600.0
-#: The default ``max_output_bytes``: a copy stops at this size.
-DEFAULT_MAX_OUTPUT_BYTES = 200 * 1024 * 1024
+#: Where a copy stops when ``max_output_bytes`` is not given, by the output's media (told from its bytes):
+#: a generated image is a few MiB, a minute of 4K video hundreds, a 3D scene with textures tens.
+MAX_OUTPUT_BYTES_BY_MEDIA = {
+    "image": 200 * 1024**2,
+    "video": 4 * 1024**3,
+    "audio": 1024**3,
+    "3d": 2 * 1024**3,
+    "text": 16 * 1024**2,
+}
 #: Real base64 images are far longer; a short string is more likely a prediction id passed by mistake.
 MIN_BASE64_CHARS = 64
 
@@ -155,6 +163,18 @@ def check_json(value: Any, *, argument: str) -> bytes:
             f"{argument} must hold JSON values only (str, int, float, bool, None, lists, dicts; no NaN or "
             f"infinity): {error}"
         ) from None
+
+
+def without_bytes(value: Any) -> Any:
+    """``value`` with bytes (media a task uploads before submitting) in place as a short text, so what is
+    left can be checked as JSON and digested."""
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes, sha256 {hashlib.sha256(value).hexdigest()[:16]}>"
+    if isinstance(value, dict):
+        return {key: without_bytes(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_bytes(item) for item in value]
+    return value
 
 
 def check_usd(value: Any, *, argument: str) -> float:

@@ -1,5 +1,5 @@
-"""Image files: what WaveSpeed accepts for upload, telling a type from its first bytes, and opening what
-a user hands ``upload_media`` (a path, bytes or a file object) as one rewindable stream."""
+"""What a user hands ``upload_media`` (a path, bytes or a file object) opened as one rewindable stream,
+and the name and type it is sent under, judged by its first bytes (a name can lie)."""
 
 from __future__ import annotations
 
@@ -14,54 +14,38 @@ from pathlib import Path
 from typing import IO
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
+from airflow_wavespeed.media.types import ACCEPTED, SNIFF_BYTES, MediaType, accepted_summary, describe, sniff
 
-#: What the upload endpoint accepts, by file extension.
-UPLOADABLE_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".bmp": "image/bmp",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-}
-#: Bytes enough to tell every type above from its signature.
-SNIFF_BYTES = 16
 #: A stream that cannot be rewound is spooled for retries: in memory up to this, then on disk.
 SPOOL_BYTES = 8 * 1024 * 1024
+#: What may be uploaded as a model input: every media but text (a model takes text inline).
+UPLOADABLE_MEDIA = ("image", "video", "audio", "3d")
 
 
-def sniff_image_extension(head: bytes) -> str | None:
-    """The file extension for an image's first bytes, for bytes that come without a name."""
-    signatures = {
-        b"\x89PNG\r\n\x1a\n": ".png",
-        b"\xff\xd8\xff": ".jpg",
-        b"GIF87a": ".gif",
-        b"GIF89a": ".gif",
-        b"BM": ".bmp",
-        b"II*\x00": ".tiff",
-        b"MM\x00*": ".tiff",
-    }
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp"
-    return next((ext for magic, ext in signatures.items() if head.startswith(magic)), None)
-
-
-def upload_name(filename: str, head: bytes, described: str) -> str:
-    """The name to send an image as, judged by its first bytes (a name can lie: a text file named
-    ``.png`` is refused before anything is sent). Its own name when the extension agrees with the
-    bytes, else one with the extension the bytes call for. Raises naming ``described`` otherwise.
+def upload_name(filename: str, head: bytes, described: str, *, allowed: tuple[str, ...] = UPLOADABLE_MEDIA) -> tuple[str, MediaType]:
+    """The name and type to send a file as, judged by its first bytes (a text file named ``.png`` is
+    refused before anything is sent). Its own name when the extension agrees with the bytes, else one with
+    the extension the bytes call for. Raises naming ``described`` when the bytes are not of ``allowed`` media.
     """
-    extension = sniff_image_extension(head)
-    if extension is None:
+    found = sniff(head)
+    if found is None or found.media not in allowed:
+        what = "an image" if allowed == ("image",) else "a media file"
+        looked = f"{found.media} ({found.ext})" if found is not None else describe(head)
         raise WaveSpeedInputError(
-            f"{described} is not an image WaveSpeed accepts, judged by its first bytes (whatever its name); "
-            f"allowed: {', '.join(sorted({t.split('/')[1].upper() for t in UPLOADABLE_TYPES.values()}))}"
+            f"{described} is not {what} WaveSpeed accepts, judged by its first bytes (whatever its name): they "
+            f"look like {looked}; allowed: {accepted_summary(allowed).upper()}"
         )
-    if UPLOADABLE_TYPES.get(Path(filename).suffix.lower()) == UPLOADABLE_TYPES[extension]:
-        return filename
-    return f"{Path(filename).stem or 'input'}{extension}"
+    suffix = Path(filename).suffix.lower().lstrip(".")
+    same = ACCEPTED.get({"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix))
+    if same is not None and same.content_type == found.content_type:
+        return filename, found
+    return f"{Path(filename).stem or 'input'}.{found.ext}", found
+
+
+def default_name(head: bytes) -> str:
+    """A name for bytes that come without one: ``upload.<ext>`` from their type."""
+    found = sniff(head)
+    return f"upload.{found.ext if found is not None else 'bin'}"
 
 
 @dataclass(frozen=True)
@@ -87,7 +71,7 @@ def open_upload_source(source: str | os.PathLike[str] | bytes | IO[bytes], filen
         data = bytes(source)
         if not data:
             raise WaveSpeedInputError("upload_media: the bytes are empty")
-        name = filename or f"upload{sniff_image_extension(data[:SNIFF_BYTES]) or '.bin'}"
+        name = filename or default_name(data[:SNIFF_BYTES])
         with io.BytesIO(data) as buffer:
             yield UploadSource(buffer, name, lambda: buffer.seek(0))
         return
@@ -108,5 +92,5 @@ def open_upload_source(source: str | os.PathLike[str] | bytes | IO[bytes], filen
 def _rewindable(stream: IO[bytes], name: str) -> UploadSource:
     start = stream.tell()
     if not name:
-        name = f"upload{sniff_image_extension(stream.read(SNIFF_BYTES)) or '.bin'}"
+        name = default_name(stream.read(SNIFF_BYTES))
     return UploadSource(stream, name, lambda: stream.seek(start))
