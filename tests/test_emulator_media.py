@@ -300,3 +300,24 @@ def test_uploads_take_video_audio_and_3d_typed_by_their_bytes(
         f"{emulator.base_url}/api/v3/media/upload/binary", files={"file": ("notes.txt", b"plain text")}, headers=AUTH, timeout=10
     )
     assert text.status_code == 400 and "Unsupported file type" in text.json()["message"]
+
+
+def test_the_sdk_uploads_a_video_through_the_ticket_flow_and_a_model_takes_it(emulator: Emulator, tmp_path: Any) -> None:
+    clip = fetch(run(emulator, T2V, {"prompt": "to upload"})["outputs"][0]).content
+    path = tmp_path / "my clip.mp4"
+    path.write_bytes(clip)
+    client = Client(api_key="test-key", base_url=emulator.base_url, retry_interval=0.01, max_connection_retries=8)
+    url = client.upload(str(path))
+    assert url.endswith(".mp4") and fetch(url).content == clip
+    assert fetch(url).headers["Content-Type"] == "video/mp4"
+    (upscaled,) = run(emulator, "wavespeed-ai/video-upscaler", {"video": url})["outputs"]
+    assert video_frames(fetch(upscaled).content)[0] == 40
+    assert emulator.add_upload(clip, "direct.mp4").endswith("/direct.mp4")
+    with pytest.raises(ValueError, match="not an accepted image, video, audio, 3d file"):
+        emulator.add_upload(b"plain text")
+
+
+def test_the_prediction_page_plays_a_video_output(emulator: Emulator) -> None:
+    data = run(emulator, T2V, {"prompt": "on the page"})
+    page = requests.get(f"{emulator.base_url}/predictions/{data['id']}", timeout=10)
+    assert page.status_code == 200 and f'<video src="{data["outputs"][0]}" controls' in page.text

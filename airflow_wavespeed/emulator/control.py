@@ -6,6 +6,7 @@ import html
 
 from aiohttp import web
 
+from airflow_wavespeed.emulator import catalog
 from airflow_wavespeed.emulator.common import STATE_KEY, BadRequest, error, json_object
 
 
@@ -56,11 +57,13 @@ async def _prediction_page(request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text="No such prediction on this emulator.", content_type="text/plain")
     e = html.escape
 
-    def figures(urls: list[str]) -> str:
+    kind = catalog.media_of(prediction.kind)
+
+    def figures(urls: list[str], kind: str = "image") -> str:
         shown = [url for url in urls if url.startswith(("http://", "https://"))]
         if not shown:
             return "<p>none</p>" if not urls else "<p>(base64 outputs: not shown)</p>"
-        return "".join(f'<a href="{e(url)}"><img src="{e(url)}" alt="" style="max-width:45%;margin:4px"></a>' for url in shown)
+        return "".join(_figure(e(url), kind) for url in shown)
 
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Prediction {e(prediction.id)}</title></head>
 <body style="font-family:sans-serif;max-width:960px;margin:24px auto">
@@ -69,7 +72,7 @@ async def _prediction_page(request: web.Request) -> web.StreamResponse:
 · created {e(prediction.created_at)} · served by the WaveSpeed emulator</p>
 <h2>Prompt</h2><p>{e(prediction.prompt)}</p>
 <h2>Inputs</h2>{figures(prediction.image_urls)}
-<h2>Outputs</h2>{figures(prediction.outputs)}
+<h2>Outputs</h2>{figures(prediction.outputs, kind) if prediction.output_text is None else f"<pre>{e(prediction.output_text)}</pre>"}
 </body></html>"""
     return web.Response(text=body, content_type="text/html")
 
@@ -81,3 +84,15 @@ async def _control_predictions(request: web.Request) -> web.StreamResponse:
         for p in request.app[STATE_KEY].predictions.values()
     ]
     return web.json_response(summaries)
+
+
+def _figure(url: str, kind: str) -> str:
+    """One output on the page, as the browser shows its media (``url`` is escaped already)."""
+    style = 'style="max-width:45%;margin:4px"'
+    if kind == "video":
+        return f'<video src="{url}" controls muted playsinline {style}></video>'
+    if kind == "audio":
+        return f'<audio src="{url}" controls></audio>'
+    if kind == "image":
+        return f'<a href="{url}"><img src="{url}" alt="" {style}></a>'
+    return f'<a href="{url}">{url}</a>'
