@@ -148,9 +148,14 @@ def test_an_unlisted_model_is_answered_by_the_kind_its_name_says(
 def test_lip_sync_and_upscaler_take_audio_and_video_inputs(emulator: Emulator, emulator_image_url: str) -> None:
     (voice_url,) = run(emulator, "minimax/speech-02-hd", {"text": "Say it twice. " * 2, "voice_id": "Casual_Guy"})["outputs"]
     (talk_url,) = run(emulator, "wavespeed-ai/infinitetalk", {"image": emulator_image_url, "audio": voice_url})["outputs"]
-    frames, *_ = video_frames(fetch(talk_url).content)
+    talk = fetch(talk_url).content
+    frames, *_ = video_frames(talk)
     speech_seconds = audio_samples(fetch(voice_url).content)[0] / 24000
     assert abs(frames / 8 - speech_seconds) < 0.5, "the clip lasts as long as the speech"
+    with av.open(io.BytesIO(talk), mode="r") as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+    samples, rate = audio_samples(talk)
+    assert rate == 24000 and abs(samples / rate - speech_seconds) < 0.2, "the speech is the clip's sound track"
     (upscaled,) = run(emulator, "wavespeed-ai/video-upscaler", {"video": talk_url, "target_resolution": "720p"})["outputs"]
     _, width, height, codec = video_frames(fetch(upscaled).content)
     assert codec == "h264" and min(width, height) == 44, "720p at the tests' scale of 1/16 (45), made even"

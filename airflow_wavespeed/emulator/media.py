@@ -37,8 +37,11 @@ def even_size(width: int, height: int) -> tuple[int, int]:
     return max(16, width - width % 2), max(16, height - height % 2)
 
 
-def encode_mp4(frames: Iterable[PILImage.Image], size: tuple[int, int], fps: int = VIDEO_FPS) -> bytes:
-    """H.264 MP4 of the frames (resized to ``size``, which must be even), moov atom first."""
+def encode_mp4(
+    frames: Iterable[PILImage.Image], size: tuple[int, int], fps: int = VIDEO_FPS, *, sound: bytes | None = None
+) -> bytes:
+    """H.264 MP4 of the frames (resized to ``size``, which must be even), moov atom first; with ``sound``
+    (an audio file, a lip-sync model's input) its samples as an AAC track."""
     import av
 
     width, height = size
@@ -49,12 +52,27 @@ def encode_mp4(frames: Iterable[PILImage.Image], size: tuple[int, int], fps: int
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.options = {"preset": "ultrafast", "crf": "30"}
-            for image in frames:
-                if image.size != size:
-                    image = image.resize(size)
-                frame = av.VideoFrame.from_image(image.convert("RGB"))  # type: ignore[no-untyped-call]
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
+            source = av.open(io.BytesIO(sound), mode="r") if sound is not None else None
+            try:
+                # Every stream is added before the first packet: the muxer writes its header then.
+                track = None
+                if source is not None:
+                    track = container.add_stream("aac", rate=source.streams.audio[0].codec_context.sample_rate)
+                    track.layout = "mono"
+                for image in frames:
+                    if image.size != size:
+                        image = image.resize(size)
+                    frame = av.VideoFrame.from_image(image.convert("RGB"))  # type: ignore[no-untyped-call]
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode(None))
+                if source is not None and track is not None:
+                    for samples in source.decode(audio=0):
+                        samples.pts = None
+                        container.mux(track.encode(samples))
+                    container.mux(track.encode(None))
+            finally:
+                if source is not None:
+                    source.close()
         with open(path, "rb") as handle:
             return handle.read()
 

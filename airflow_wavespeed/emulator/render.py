@@ -115,7 +115,8 @@ def _video(job: Job) -> bytes:
         if job.prompt:
             still = still.resize(size)
             images.draw_banner(still, job.prompt)
-        return media.encode_mp4(media.zoom_frames(still, size, count), size)
+        sound = audios[0] if audios else None
+        return media.encode_mp4(media.zoom_frames(still, size, count), size, sound=sound)
     from PIL import Image
 
     size = _video_size(job, None)
