@@ -121,8 +121,9 @@ def test_image_to_3d_is_a_valid_glb(emulator: Emulator, emulator_image_url: str)
     assert {c for corner in corners for c in corner} == {-0.5, 0.5}
 
 
-def test_a_text_model_answers_text_not_a_url(emulator: Emulator) -> None:
-    (answer,) = run(emulator, "wavespeed-ai/any-llm", {"prompt": "What is a DAG?"})["outputs"]
+@pytest.mark.parametrize("model", ["wavespeed-ai/any-llm", "acme/own-llm"])
+def test_a_text_model_answers_text_not_a_url(emulator: Emulator, model: str) -> None:
+    (answer,) = run(emulator, model, {"prompt": "What is a DAG?"})["outputs"]
     assert answer == "Emulated answer to: What is a DAG?"
 
 
@@ -136,6 +137,8 @@ def test_a_text_model_answers_text_not_a_url(emulator: Emulator) -> None:
         ("acme/music-maker", "audio"),
         ("acme/shape-3d", "3d"),
         ("acme/plain-image", "image"),
+        ("acme/gemini/text-to-speech", "audio"),
+        ("acme/rapid/text-to-3d", "3d"),
     ],
 )
 def test_an_unlisted_model_is_answered_by_the_kind_its_name_says(

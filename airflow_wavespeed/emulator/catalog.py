@@ -229,9 +229,9 @@ def entries(edit_price: float | None) -> list[dict[str, Any]]:
 
 
 _NAME_RULES: tuple[tuple[str, str], ...] = (
-    (r"image-to-video|(?<![a-z0-9])i2v(?![a-z0-9])", "image-to-video"),
-    (r"text-to-video|(?<![a-z0-9])t2v(?![a-z0-9])", "text-to-video"),
-    (r"video-to-video|upscal.*video|video.*upscal", "video-to-video"),
+    (r"(?<![a-z0-9])i2v(?![a-z0-9])", "image-to-video"),
+    (r"(?<![a-z0-9])t2v(?![a-z0-9])", "text-to-video"),
+    (r"upscal.*video|video.*upscal", "video-to-video"),
     (r"lip-?sync|talk", "audio-to-video"),
     (r"speech|(?<![a-z0-9])tts(?![a-z0-9])|music|audio", "text-to-audio"),
     (r"3d(?![a-z0-9])", "image-to-3d"),
@@ -245,6 +245,10 @@ def kind_of(model_id: str) -> str:
     if listed is not None:
         return listed.kind
     lowered = model_id.lower()
+    spelled = re.search(r"(text|image|video|audio|sketch)-to-(image|video|audio|3d|text|speech|music)", lowered)
+    if spelled:  # the name spells its kind out: "…/image-to-3d", "…/video-to-audio", "…/text-to-speech"
+        source, made = spelled.groups()
+        return f"{'image' if source == 'sketch' else source}-to-{'audio' if made in ('speech', 'music') else made}"
     for pattern, kind in _NAME_RULES:
         if re.search(pattern, lowered):
             return kind

@@ -6,6 +6,7 @@ Runs in a worker thread (the state hands :func:`render` to the loop's executor),
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +93,10 @@ def _video_size(job: Job, shape: tuple[int, int] | None) -> tuple[int, int]:
         str(job.params.get("resolution") or job.params.get("target_resolution") or "480p"), 480
     )
     width, height = shape if shape else (16, 9)
-    if job.aspect_ratio and not shape:
+    size_input = re.fullmatch(r"(\d+)\*(\d+)", str(job.params.get("size", "")))
+    if size_input and not shape:  # Wan's "832*480"
+        width, height = int(size_input[1]), int(size_input[2])
+    elif job.aspect_ratio and not shape:
         width, height = (int(part) for part in job.aspect_ratio.split(":"))
     long = round(short * max(width, height) / min(width, height))
     size = (long, short) if width >= height else (short, long)
