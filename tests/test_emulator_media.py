@@ -329,3 +329,19 @@ def test_the_prediction_page_plays_a_video_output(emulator: Emulator) -> None:
     data = run(emulator, T2V, {"prompt": "on the page"})
     page = requests.get(f"{emulator.base_url}/predictions/{data['id']}", timeout=10)
     assert page.status_code == 200 and f'<video src="{data["outputs"][0]}" controls' in page.text
+
+
+def test_the_new_switches_from_the_command_line_and_the_control_endpoint(emulator: Emulator) -> None:
+    from airflow_wavespeed.emulator.__main__ import build_parser
+
+    args = build_parser().parse_args(
+        ["--no-output-url-extensions", "--output-content-type", "text/plain", "--price-endpoints", "pricing",
+         "--media-latency-factors", "video=6,audio=2"]
+    )  # fmt: skip
+    assert (args.output_url_extensions, args.output_content_type, args.price_endpoints) == (False, "text/plain", "pricing")
+    assert args.media_latency_factors == "video=6,audio=2"
+    control = f"{emulator.base_url}/_emulator/config"
+    for bad in ({"price_endpoints": ["quote"]}, {"media_latency_factors": "video=fast"}, {"media_latency_factors": "video=-1"}):
+        assert requests.post(control, json=bad, timeout=10).status_code == 400, bad
+    changed = requests.post(control, json={"media_latency_factors": {"video": 8}, "price_endpoints": ["price"]}, timeout=10)
+    assert changed.ok and emulator.config.latency_factor("video") == 8.0 and not emulator.config.price_endpoint_enabled("pricing")
