@@ -443,6 +443,8 @@ def test_only_the_approved_run_publishes(stack: Stack) -> None:
         body = form["body"]
         assert "![edit 1, image 1](" in body and "0.0600 USD (quoted)" in body and "none flagged" in body, body
         assert ("Approve me" if name == "approve" else "Reject me") in body
+        prompt = "Approve me: a white studio background" if name == "approve" else "Reject me: a neon background"
+        assert form["subject"] == f'Review the WaveSpeed edit "{prompt}"', form["subject"]
     answer = {"approve": "Approve", "reject": "Reject"}
     for name, run in runs.items():
         stack.api.patch(
