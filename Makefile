@@ -5,7 +5,7 @@ AIRFLOW_VERSION ?= 3.3.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: venv demo test lint package pytest e2e e2e-cluster bench test-floor clean
+.PHONY: venv demo local-s3 test lint package pytest e2e e2e-cluster bench test-floor clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	$(PY) scripts/demo.py
+
+# A local S3 (moto) with the example DAGs' buckets, for running them offline; prints aws_default to export.
+local-s3: venv
+	$(PY) scripts/local_s3.py
 
 lint: venv
 	$(VENV)/bin/ruff check airflow_wavespeed tests example_dags bench scripts

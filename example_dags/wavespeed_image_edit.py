@@ -13,7 +13,7 @@ cannot make a worker write anywhere else.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, Param
@@ -25,6 +25,10 @@ OUTPUT_DIR = os.environ.get("WAVESPEED_OUTPUT_DIR", "/tmp/wavespeed-output")
 
 with DAG(
     dag_id="wavespeed_image_edit",
+    # Retries as the README recommends (Known Airflow issues): a wait that ends within a second or two of
+    # deferring can fail the resumed task on some Airflow versions; on Airflow >= 3.3 the retry resumes the
+    # same prediction instead of submitting again (Billing safety).
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,

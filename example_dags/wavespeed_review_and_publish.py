@@ -6,6 +6,11 @@ inline with the prompt, the quoted cost and the NSFW flags. Approve and ``publis
 the final prefix (``WAVESPEED_PUBLISH_PREFIX``) that a website reads; reject and ``publish`` is skipped,
 so nothing is published. On Airflow 3.3 the review waits in the ``awaiting_input`` state holding no
 worker slot; answer it from the task's "Required Action" tab or the REST API.
+
+Offline: ``wavespeed_default`` pointing at the emulator, and for the publish a local S3 with the bucket
+made: ``make local-s3`` (``python scripts/local_s3.py``) starts one and prints the ``aws_default``
+connection to export before starting Airflow. Without it, ``publish`` fails with ``NoCredentialsError``
+(no ``aws_default``) or ``NoSuchBucket`` (a bucket nobody made).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ PUBLISH_PREFIX = os.environ.get("WAVESPEED_PUBLISH_PREFIX", "s3://wavespeed-publ
 
 with DAG(
     dag_id="wavespeed_review_and_publish",
+    # Retries as the README recommends (Known Airflow issues): a wait that ends within a second or two of
+    # deferring can fail the resumed task on some Airflow versions; on Airflow >= 3.3 the retry resumes the
+    # same prediction instead of submitting again (Billing safety).
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -8,17 +8,18 @@ image while waiting in the triggerer, and streams each output into
 WaveSpeed deletes it (outputs live 7 days). That task's asset outlet schedules
 ``wavespeed_s3_arrivals``, which lists the objects that arrived (each event's ``extra["uris"]``).
 
-Offline: point ``aws_default`` at moto and ``wavespeed_default`` at the emulator, e.g.
-``AIRFLOW_CONN_AWS_DEFAULT='{"conn_type": "aws", "login": "x", "password": "x",
-"extra": {"endpoint_url": "http://127.0.0.1:5000", "region_name": "us-east-1"}}'`` and trigger with
-``{"seed_sample_input": true}`` to create the bucket and upload the bundled sample image first.
+Offline: ``wavespeed_default`` pointing at the emulator, and ``make local-s3`` (``python
+scripts/local_s3.py``): it starts a local S3 (moto) with the bucket and the sample input made, and prints
+the ``aws_default`` connection to export before starting Airflow; then trigger with the defaults. Against
+another S3 (moto, MinIO) without the input, trigger with ``{"seed_sample_input": true}`` to create the
+bucket and upload the bundled sample image first.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 
 with DAG(
     dag_id="wavespeed_s3_pipeline",
+    # Retries as the README recommends (Known Airflow issues): a wait that ends within a second or two of
+    # deferring can fail the resumed task on some Airflow versions; on Airflow >= 3.3 the retry resumes the
+    # same prediction instead of submitting again (Billing safety).
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,

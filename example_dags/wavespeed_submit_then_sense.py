@@ -8,7 +8,7 @@ the wait should have its own timeout, retries or pool.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, task
@@ -21,6 +21,10 @@ POLL_INTERVAL = float(os.environ.get("WAVESPEED_POLL_INTERVAL", "2"))
 
 with DAG(
     dag_id="wavespeed_submit_then_sense",
+    # Retries as the README recommends (Known Airflow issues): a wait that ends within a second or two of
+    # deferring can fail the resumed task on some Airflow versions; on Airflow >= 3.3 the retry resumes the
+    # same prediction instead of submitting again (Billing safety).
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -33,6 +37,8 @@ with DAG(
         prompt="Add a small red kite flying in the sky",
         aspect_ratio="1:1",
         wait_for_completion=False,
+        # No retries for the submit (on Airflow 3.1/3.2 a retry would submit again); the sensor retries freely.
+        retries=0,
     )
     wait = WaveSpeedPredictionSensor(
         task_id="wait_for_edit",

@@ -136,3 +136,81 @@ def _has_task_state_store() -> bool:
     except ImportError:
         return False
     return True
+
+
+# -- issue 24: every example offline as the README says, with the retries it recommends --------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def local_s3() -> Any:
+    """``scripts/local_s3.py`` (``make local-s3``) as a user starts it; answers the connection it printed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAVESPEED_S3_", "WAVESPEED_PUBLISH"))}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "local_s3.py"), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    printed = []
+    for line in process.stdout:  # the script prints the ready line last, or exits
+        printed.append(line)
+        if line.startswith("Local S3 ready at"):
+            break
+    exports = [line.split("=", 1)[1].strip().strip("'") for line in printed if "export AIRFLOW_CONN_AWS_DEFAULT=" in line]
+    assert len(exports) == 1 and process.poll() is None, "".join(printed)
+    yield exports[0]
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_the_s3_pipeline_runs_on_the_documented_local_s3(
+    airflow_db: None, wavespeed_conn: Emulator, local_s3: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make local-s3``, its connection exported, the DAG triggered with its defaults: the edit lands in S3."""
+    import json
+
+    import boto3
+
+    from tests.s3_fixtures import load_example_dags
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_s3)
+    dags = load_example_dags(monkeypatch, "wavespeed-demo")  # the script's and the DAG's default bucket
+    run = dags["wavespeed_s3_pipeline"].test()
+    assert run.state == "success"
+    (stored,) = xcom(run, "store_in_s3", map_index=0)
+    assert stored.startswith("s3://wavespeed-demo/edits/")
+    extra = json.loads(local_s3)["extra"]
+    s3 = boto3.client("s3", endpoint_url=extra["endpoint_url"], region_name=extra["region_name"],
+                      aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+    body = s3.get_object(Bucket="wavespeed-demo", Key=stored.removeprefix("s3://wavespeed-demo/"))["Body"].read()
+    assert body.startswith(b"\x89PNG")
+    assert s3.head_bucket(Bucket="wavespeed-published"), "the review example's bucket is made too"
+    assert wavespeed_conn.submit_count() == 1
+
+
+def test_every_example_task_has_the_retries_the_readme_recommends(dag_bag: Any) -> None:
+    """README, Known Airflow issues: ``retries`` >= 1 for tasks that wait (the fast-prediction race); a
+    submit that does not wait keeps none (Billing safety: on 3.1/3.2 its retry would submit again)."""
+    from airflow_wavespeed.operators.run_model import WaveSpeedRunModelOperator
+    from airflow_wavespeed.sensors.prediction import WaveSpeedPredictionSensor
+
+    seen = 0
+    for dag_id in dag_bag.dag_ids:
+        for task in dag_bag.get_dag(dag_id).tasks:
+            operator_class = getattr(task, "operator_class", type(task))  # a mapped task names its class
+            if not issubclass(operator_class, (WaveSpeedRunModelOperator, WaveSpeedPredictionSensor)):
+                continue
+            kwargs = getattr(task, "partial_kwargs", None) or {}
+            waits = kwargs.get("wait_for_completion", getattr(task, "wait_for_completion", True))
+            retries = kwargs.get("retries", task.retries)
+            if waits:
+                assert retries >= 1, f"{dag_id}.{task.task_id} has retries={retries}"
+            else:
+                assert retries == 0, f"{dag_id}.{task.task_id} submits without waiting but retries={retries}"
+            seen += 1
+    assert seen >= 6, "the examples' edits and sensor were not found"

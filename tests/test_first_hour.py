@@ -115,3 +115,47 @@ def test_a_local_output_uri_may_not_climb(uri: str) -> None:
 
     with pytest.raises(WaveSpeedInputError, match="output_uri may not contain '..' segments"):
         WaveSpeedImageEditOperator(task_id="e", images=["https://e.com/a.png"], prompt="p", output_uri=uri)
+
+
+# -- issue 24: what the triggerer logs of an event ------------------------------------------------------
+
+
+async def _event_of(prediction_id: str) -> Any:
+    import time
+
+    from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
+
+    (event,) = [e async for e in WaveSpeedPredictionTrigger(prediction_id, poll_interval=0.05, end_time=time.time() + 30).run()]
+    return event
+
+
+@pytest.mark.parametrize("prompt", ["make it blue", "[fail] " + "a long prompt " * 300], ids=["success", "failed"])
+async def test_the_triggerer_logs_an_event_in_one_short_line(
+    wavespeed_conn: Emulator, emulator_image_url: str, prompt: str
+) -> None:
+    """Airflow's triggerer logs ``result=event`` (its repr) at INFO: one short line, the payload unchanged."""
+    prediction_id = WaveSpeedHook().submit("openai/gpt-image-2/edit", {"images": [emulator_image_url], "prompt": prompt}).id
+    event = await _event_of(prediction_id)
+    line = repr(event)
+    status = "failed" if prompt.startswith("[fail]") else "success"
+    assert line.startswith(f"TriggerEvent<{status}: prediction {prediction_id}") and len(line) < 400, line
+    assert ("1 output(s)" in line) if status == "success" else ("Emulated failure" in line)
+    assert "'outputs'" not in line and emulator_image_url not in line
+    assert event.payload["status"] == status and event.payload["prediction_id"] == prediction_id
+
+
+async def test_a_summarized_event_crosses_the_triggerers_pipe_as_a_plain_event(
+    wavespeed_conn: Emulator, emulator_image_url: str
+) -> None:
+    """The triggerer's subprocess sends events to its supervisor as the ``DiscrimatedTriggerEvent`` union:
+    ours travels as the same JSON as a plain ``TriggerEvent`` and comes back as one, payload intact."""
+    from airflow.triggers.base import DiscrimatedTriggerEvent, TriggerEvent
+    from pydantic import TypeAdapter
+
+    prediction_id = WaveSpeedHook().submit("openai/gpt-image-2/edit", {"images": [emulator_image_url], "prompt": "p"}).id
+    event = await _event_of(prediction_id)
+    adapter: TypeAdapter[Any] = TypeAdapter(DiscrimatedTriggerEvent)
+    wire = adapter.dump_json(event, warnings="error")
+    assert wire == adapter.dump_json(TriggerEvent(event.payload))  # type: ignore[no-untyped-call]
+    back = adapter.validate_json(wire)
+    assert type(back) is TriggerEvent and back.payload == event.payload

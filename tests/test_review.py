@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from airflow_wavespeed.operators.review import WaveSpeedReviewOperator, review_markdown
+from airflow_wavespeed.operators.review import WaveSpeedReviewOperator, review_markdown, review_subject
 
 pytest_plugins = ["tests.s3_fixtures"]
 
@@ -90,3 +90,18 @@ def test_outputs_already_in_s3_are_shown_through_presigned_urls(aws_conn: str, s
     (url,) = [line.split("](", 1)[1][:-1] for line in body.splitlines() if line.startswith("![")]
     assert url.startswith("http") and ("X-Amz-Signature=" in url or "Signature=" in url)
     assert requests.get(url.replace("%20", " "), timeout=10).content.startswith(b"\x89PNG"), "the browser can load it"
+
+
+def test_the_forms_headline_says_what_was_edited() -> None:
+    """Issue 24: it read "Review the WaveSpeed edits of edit", the task id."""
+    one = [(METADATA, ["https://cdn.example/a.png"])]
+    assert review_subject(one, task="d.edit") == 'Review the WaveSpeed edit "Put the | product on white"'
+    long_prompt = {**METADATA, "prompt": "Put the product\non a white studio background " + "x" * 200}
+    mapped = [(long_prompt, []), ({**METADATA, "prompt": "Make it night"}, []), (None, [])]
+    subject = review_subject(mapped, task="d.edit")
+    assert subject.startswith('Review 3 WaveSpeed edits: "Put the product on a white studio background x')
+    assert subject.endswith('…" and 2 more') and len(subject) < 130, subject
+    assert review_subject([({"id": "p1"}, [])], task="wavespeed_review_and_publish.edit") == (
+        "Review the WaveSpeed edits of wavespeed_review_and_publish.edit"
+    )
+    assert WaveSpeedReviewOperator(task_id="r", edit_task_id="edit", subject="Mine").subject_from_edits is False

@@ -22,6 +22,8 @@ from airflow_wavespeed.utils.validation import check_positive, from_json_text, s
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+#: How much of a prompt the form's headline shows (the body shows it whole).
+SUBJECT_PROMPT_CHARS = 80
 #: How long presigned links to S3 outputs stay valid for the reviewer (S3 allows at most 7 days).
 DEFAULT_PRESIGN_SECONDS = 7 * 24 * 3600
 
@@ -50,6 +52,22 @@ def review_markdown(edits: Iterable[tuple[Mapping[str, Any] | None, Sequence[str
     return "\n".join(lines).strip() + "\n"
 
 
+def review_subject(edits: Sequence[tuple[Mapping[str, Any] | None, Sequence[str]]], *, task: str) -> str:
+    """The form's headline: what was edited, by its prompt (clipped), or by ``task`` when none was recorded.
+
+    :param edits: as for :func:`review_markdown`.
+    :param task: names the edit task when no prompt is known, e.g. ``"dag_id.task_id"``.
+    """
+    prompts = [" ".join(str(meta.get("prompt") or "").split()) for meta, _ in edits if meta]
+    prompts = [prompt for prompt in prompts if prompt]
+    if not prompts:
+        return f"Review the WaveSpeed edits of {task}"
+    first = prompts[0] if len(prompts[0]) <= SUBJECT_PROMPT_CHARS else prompts[0][: SUBJECT_PROMPT_CHARS - 1] + "…"
+    if len(edits) == 1:
+        return f'Review the WaveSpeed edit "{first}"'
+    return f'Review {len(edits)} WaveSpeed edits: "{first}" and {len(edits) - 1} more'
+
+
 class WaveSpeedReviewOperator(ApprovalOperator):
     """
     Ask a person to approve the edits of an upstream WaveSpeed task; the form shows every image.
@@ -59,7 +77,8 @@ class WaveSpeedReviewOperator(ApprovalOperator):
         e.g. a ``WaveSpeedToS3Operator`` that staged them (``s3://`` outputs are presigned).
     :param aws_conn_id: the Amazon connection that presigns ``s3://`` outputs.
     :param presign_seconds: how long a presigned link stays valid (at most 7 days).
-    :param subject: the form's headline; by default it names the edit task.
+    :param subject: the form's headline; by default it quotes the edit's prompt (clipped), the first of
+        several edits, or names the DAG and the edit task when no prompt was recorded.
 
     Every other argument is ``ApprovalOperator``'s (``response_timeout``, ``assigned_users``, ...).
     """
@@ -75,26 +94,38 @@ class WaveSpeedReviewOperator(ApprovalOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("body", "The edits are shown when this task runs.")
-        super().__init__(subject=subject or f"Review the WaveSpeed edits of {edit_task_id}", **kwargs)
+        super().__init__(subject=subject or f"Review the WaveSpeed edits of task {edit_task_id}", **kwargs)
+        #: Without a subject of the user's own, the form's names what was edited, once the edits are known.
+        self.subject_from_edits = subject is None
         self.edit_task_id = edit_task_id
         self.outputs_task_id = outputs_task_id
         self.aws_conn_id = aws_conn_id
         self.presign_seconds = check_positive(presign_seconds, argument="presign_seconds", maximum=DEFAULT_PRESIGN_SECONDS)
 
     def execute(self, context: Context) -> Any:
-        self.body = self.review_body(context)
+        edits = self.edits(context)
+        self.body = self._markdown(edits)
+        if self.subject_from_edits:
+            self.subject = review_subject(edits, task=f"{self.dag_id}.{self.edit_task_id}")
         return super().execute(context)
 
     def review_body(self, context: Context) -> str:
-        """Read the edits from XCom (every map index of a mapped edit) and build the form's Markdown."""
+        """The form's Markdown: every edit of the upstream task (see :meth:`edits`)."""
+        return self._markdown(self.edits(context))
+
+    def _markdown(self, edits: list[tuple[dict[str, Any] | None, list[str]]]) -> str:
+        return review_markdown(edits, title=f"{len(edits)} edit(s) from task `{self.edit_task_id}`")
+
+    def edits(self, context: Context) -> list[tuple[dict[str, Any] | None, list[str]]]:
+        """``(prediction metadata, browser URLs)`` per edit, read from XCom (every map index of a mapped edit)."""
         ti = context["ti"]
         metadata = _per_map_index(ti.xcom_pull(task_ids=self.edit_task_id, key="prediction"))
         outputs = _per_map_index(ti.xcom_pull(task_ids=self.outputs_task_id or self.edit_task_id))
-        edits = []
+        edits: list[tuple[dict[str, Any] | None, list[str]]] = []
         for n, meta in enumerate(metadata or [None] * len(outputs)):
             urls = outputs[n] if n < len(outputs) else []
             edits.append((meta, [self._browser_url(url) for url in _as_list(urls)]))
-        return review_markdown(edits, title=f"{len(edits)} edit(s) from task `{self.edit_task_id}`")
+        return edits
 
     def _browser_url(self, location: str) -> str:
         if scheme_of(location) != "s3":

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 
+#: How much of an event's message its one-line summary keeps (the event itself keeps it all).
+SUMMARY_MESSAGE_CHARS = 200
 #: Airflow's own deadline on a deferred task comes this long after the trigger's: the trigger reports first.
 BACKSTOP_SECONDS = 120.0
 
@@ -140,12 +142,33 @@ class PredictionEvent:
             raise WaveSpeedError(f"Waiting for WaveSpeed prediction {self.prediction_id} failed: {self.message}")
         return Prediction.from_data({**self.prediction, "outputs": self.outputs}, message=self.message)
 
+    def summary(self) -> str:
+        """One short line for logs: how the wait ended, the prediction, its outputs or its message's start."""
+        line = f"{self.status.value}: prediction {self.prediction_id}"
+        if self.status is EventStatus.SUCCESS:
+            line += f", {len(self.outputs)} output(s)"
+        elif self.message:
+            line += f": {self.message[:SUMMARY_MESSAGE_CHARS]}{'...' if len(self.message) > SUMMARY_MESSAGE_CHARS else ''}"
+        return line if self.waited_seconds is None else f"{line} (waited {self.waited_seconds:g} s)"
+
     @property
     def outputs_left_out(self) -> bool:
         """Whether a success event omitted outputs the prediction has (base64 outputs stay out of events)."""
         if self.status is not EventStatus.SUCCESS or self.prediction is None:
             return False
         return len(self.outputs) < (self.prediction.get("num_outputs") or 0)
+
+
+class SummarizedTriggerEvent(TriggerEvent):
+    """A ``TriggerEvent`` whose repr is the event's one-line summary; its payload is the same.
+
+    Airflow's triggerer logs every event it gets at INFO (``Trigger fired event ... result=<its repr>``), and
+    the plain repr printed the whole payload, URLs, metadata and message, on one very long line. The
+    trigger logs the payload in full at DEBUG instead.
+    """
+
+    def __repr__(self) -> str:
+        return f"TriggerEvent<{PredictionEvent.from_payload(self.payload).summary()}>"
 
 
 class WaveSpeedPredictionTrigger(BaseTrigger):
@@ -229,7 +252,9 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason
             event = self._event(EventStatus.ERROR, f"waiting for prediction {self.prediction_id} failed: {error}")
         event = dataclasses.replace(event, waited_seconds=round(time.monotonic() - started, 3))
-        yield self._ending(event) or TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
+        payload = event.to_payload()
+        self.log.debug("The event of prediction %s in full: %r", self.prediction_id, payload)
+        yield self._ending(event) or SummarizedTriggerEvent(payload=payload)
 
     def _ending(self, event: PredictionEvent) -> TriggerEvent | None:
         """The ``TaskSuccessEvent`` that ends the task here, when it asked to and the outcome allows."""
