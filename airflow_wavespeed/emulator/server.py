@@ -96,6 +96,9 @@ def create_app(
     router.add_put("/upload/{token}", _upload_put)
     router.add_get("/api/v3/predictions/{id}/result", _result)
     router.add_get("/api/v3/predictions/{id}", _result)
+    from airflow_wavespeed.emulator.history import register_history_routes  # it imports this module
+
+    register_history_routes(router)  # history, cancel, billing records: before the catch-all submit route
     router.add_post("/api/v3/{model:.+}", _submit)
     router.add_get("/api/v3/{tail:.*}", _api_not_found)
     router.add_get("/media/{upload_id}/{filename}", _media)
@@ -345,6 +348,7 @@ async def _submit(request: web.Request) -> web.StreamResponse:
     except _BadRequest as exc:
         return _error(400, str(exc))
     prediction = state.create_prediction(model, spec, _base_url(request))
+    prediction.input = body  # what history items show (emulator/history.py)
     _note_prediction(prediction.id)
     if SLOW_SUBMIT_MARKER in spec.prompt:
         # Created (and billed), then slow to answer: a client that dies now never learns the id.

@@ -27,7 +27,8 @@ from yarl import URL
 from airflow_wavespeed.emulator import images
 from airflow_wavespeed.emulator.config import EmulatorConfig
 
-TERMINAL_STATUSES = frozenset({"completed", "failed"})
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+CANCELLED_MESSAGE = "Cancelled by the user"
 EMULATED_FAILURE = "Emulated failure: the model rejected this request"
 
 _READ_CHUNK = 1 << 16
@@ -103,6 +104,10 @@ class Prediction:
     work_error: str | None = None
     output_bytes: bytes | None = field(default=None, repr=False)
     work: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: The submitted JSON body, as history items show it (emulator/history.py).
+    input: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: What completing it billed, in USD (None: nothing billed).
+    billed_usd: float | None = None
 
     @property
     def output_path(self) -> str:
@@ -380,7 +385,8 @@ class EmulatorState:
         price = self.config.price_of(prediction.model)
         if price:
             # Billed on completion, as the account's balance shows it.
-            self.config.balance = max(0.0, round(self.config.balance - price, 6))
+            prediction.billed_usd = round(price * self.config.billed_ratio, 6)
+            self.config.balance = max(0.0, round(self.config.balance - prediction.billed_usd, 6))
 
     async def _work(self, prediction: Prediction) -> None:
         """Background task of a prediction; an interrupted one fails instead of hanging in processing."""
@@ -483,6 +489,30 @@ class EmulatorState:
         if prediction is None or prediction.status != "completed" or prediction.output_path != path:
             return None
         return prediction.output_bytes
+
+
+    # -- history, cancel, billing records (emulator/history.py) --------------------------------------
+
+    def history(self) -> list[Prediction]:
+        """Every prediction, newest first, as the history endpoint pages through them."""
+        with self._lock:
+            return sorted(self._predictions.values(), key=lambda p: p.created_monotonic, reverse=True)
+
+    def cancel_prediction(self, prediction_id: str) -> Prediction | None:
+        """Cancel a prediction that has not finished (a finished one stays as it is); None when unknown.
+
+        Its background work is stopped, and a cancelled prediction bills nothing here (WaveSpeed promises
+        no such thing: "partial refunds may apply").
+        """
+        prediction = self.get_prediction(prediction_id)
+        if prediction is None or prediction.status in TERMINAL_STATUSES:
+            return prediction
+        prediction.status = "cancelled"
+        prediction.error = CANCELLED_MESSAGE
+        prediction.outputs = []
+        if prediction.work is not None:
+            prediction.work.cancel()
+        return prediction
 
 
 def safe_filename(filename: str | None, kind: str) -> str:

@@ -31,6 +31,7 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedTimeoutError,
 )
 from airflow_wavespeed.hooks.event_loop import LoopResources
+from airflow_wavespeed.hooks.history import HistoryMixin
 from airflow_wavespeed.hooks.limits import RequestLimits
 from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy
 from airflow_wavespeed.hooks.transport import AsyncTransport, Credentials, Parser, SyncTransport, T, envelope
@@ -55,7 +56,7 @@ __all__ = ["WaveSpeedHook"]
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 
 
-class WaveSpeedHook(BaseHook):
+class WaveSpeedHook(HistoryMixin, BaseHook):
     """
     Talk to the WaveSpeed v3 API with the key of an Airflow connection of type ``wavespeed``.
 

@@ -11,6 +11,7 @@ ledger) is imported in the methods that run on a worker. ``tests/test_operators.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -75,8 +76,11 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
     :param aws_conn_id: Amazon connection for ``s3://`` inputs and outputs.
     :param max_cost_usd: quote the run first (``POST /api/v3/model/pricing``, not billed) and refuse to
         submit when the quote is above this or unknown. The quote is recorded as ``cost_usd`` in the
-        ``prediction`` XCom.
+        ``prediction`` XCom. On Airflow ≥ 3.3 it is one budget for all the task instance's tries.
     :param min_balance_usd: refuse to submit when the account balance is below this.
+    :param cancel_on_kill: cancel the prediction when the task is killed (``on_kill``; deferred too on
+        Airflow ≥ 3.3). Best-effort: WaveSpeed may still bill it (README, "Billing safety").
+    :param cancel_on_timeout: cancel the prediction when ``timeout`` passes, unless a retry will resume it.
     :param allow_private_output_hosts: fetch outputs from private addresses too (a private deployment);
         by default outputs come only from public hosts and the connection's own base URL.
     :param wavespeed_conn_id: the WaveSpeed connection.
@@ -108,6 +112,8 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         aws_conn_id: str | None = "aws_default",
         max_cost_usd: float | None = None,
         min_balance_usd: float | None = None,
+        cancel_on_kill: bool = False,
+        cancel_on_timeout: bool = False,
         allow_private_output_hosts: bool = False,
         wavespeed_conn_id: str = "wavespeed_default",
         hook_params: dict[str, Any] | None = None,
@@ -131,8 +137,11 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.max_cost_usd = None if max_cost_usd is None else check_usd(max_cost_usd, argument="max_cost_usd")
         self.min_balance_usd = None if min_balance_usd is None else check_usd(min_balance_usd, argument="min_balance_usd")
+        self.cancel_on_kill = check_bool(cancel_on_kill, argument="cancel_on_kill")
+        self.cancel_on_timeout = check_bool(cancel_on_timeout, argument="cancel_on_timeout")
         #: The quote made before submitting, when ``max_cost_usd`` asked for one.
         self.cost_usd: float | None = None
+        self._waiting_on: str | None = None
         self._set_hook_arguments(wavespeed_conn_id, hook_params, allow_private_output_hosts)
         self._check_run_arguments(rendered=False)
 
@@ -182,12 +191,13 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         if not prediction.status.is_terminal():
             if self.deferrable:
                 self._defer(context, prediction, timings.stop())
-            prediction = self.hook.wait_for_prediction(
-                prediction.id,
-                poll_interval=self.poll_interval,
-                timeout=self.timeout_seconds,
-                base64_outputs=self.enable_base64_output,
-            )
+            with self._on_timeout(context, prediction.id):
+                prediction = self.hook.wait_for_prediction(
+                    prediction.id,
+                    poll_interval=self.poll_interval,
+                    timeout=self.timeout_seconds,
+                    base64_outputs=self.enable_base64_output,
+                )
         return self._complete(context, prediction, timings)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
@@ -203,7 +213,8 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         resumed = PredictionEvent.from_payload(event)
         self.cost_usd = resumed.carry.get("metadata", {}).get("cost_usd")
         timings = TaskTimings.resumed(resumed.carry.get("operator_seconds"), resumed.waited_seconds)
-        prediction = resumed.terminal_prediction()
+        with self._on_timeout(context, resumed.prediction_id):
+            prediction = resumed.terminal_prediction()
         if resumed.outputs_left_out:
             # The trigger leaves base64 outputs out of its event: fetch them here, on the worker, to store.
             if not self.output_uri:
@@ -212,20 +223,26 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         return self._complete(context, prediction, timings)
 
     def _submit_or_resume(self, context: Context) -> Prediction:
-        """Submit, unless an earlier try of this task instance already did (Airflow ≥ 3.3)."""
+        """Submit, unless an earlier try of this task instance already did (Airflow ≥ 3.3); a submit whose
+        answer was lost is looked for once in WaveSpeed's history (:mod:`airflow_wavespeed.recovery`)."""
+        from airflow_wavespeed.recovery import submit_or_recover
+        from airflow_wavespeed.utils.spend import SpendLedger
+
         ledger = self._ledger(context)
         previous = ledger.recorded()
         prediction = self._resume(previous, ledger) if previous else None
         if prediction is None:
             inputs = self.build_inputs(context)
-            self.cost_usd = self._check_spend(inputs)
-            prediction = self.hook.submit(
-                self.model,
-                inputs,
-                enable_sync_mode=self.enable_sync_mode,
-                enable_base64_output=self.enable_base64_output,
+            spend = SpendLedger(context.get("task_state_store"), first_try=ledger.first_try)
+            earlier = spend.spent() if self.max_cost_usd is not None else []
+            self.cost_usd = self._check_spend(inputs, earlier)
+            prediction = submit_or_recover(
+                self.hook, self.model, inputs, sync=self.enable_sync_mode, base64=self.enable_base64_output
             )
             ledger.record(prediction.id)
+            if self.cost_usd is not None:
+                spend.add(prediction.id, self.cost_usd, earlier)
+        self._waiting_on = prediction.id
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
         self.prediction_link = prediction_url(self.hook.base_url, prediction.id)  # Airflow writes it (links.py)
         return prediction
@@ -236,8 +253,9 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         prediction_id = ti.xcom_pull(task_ids=self.task_id, key="prediction_id", map_indexes=ti.map_index)
         return self.hook.get_prediction(str(prediction_id), base64_outputs=self.enable_base64_output)
 
-    def _check_spend(self, inputs: dict[str, Any]) -> float | None:
+    def _check_spend(self, inputs: dict[str, Any], earlier: list[dict[str, Any]]) -> float | None:
         """The spend guards, before the billed submit: returns the quote when ``max_cost_usd`` asked for one.
+        ``earlier``: what earlier tries submitted (Airflow ≥ 3.3), inside the same ``max_cost_usd``.
 
         A refusal is a :class:`WaveSpeedSpendLimitError`: it fails the task without its retries.
         """
@@ -255,6 +273,9 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
                     f"{self.model} is quoted at {quote:.4f} USD for these inputs, above max_cost_usd="
                     f"{self.max_cost_usd:g}; nothing was submitted"
                 )
+            from airflow_wavespeed.utils.spend import check_across_tries
+
+            check_across_tries(self.model, quote, self.max_cost_usd, earlier)
         if self.min_balance_usd is not None:
             self.hook.require_balance(self.min_balance_usd, refused=f"nothing was submitted to {self.model}")
         return quote
@@ -284,6 +305,19 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         )
         return prediction
 
+    def on_kill(self) -> None:
+        """``cancel_on_kill``: cancel the prediction this try submitted or resumed (best-effort, bounded)."""
+        if self.cancel_on_kill and self._waiting_on:
+            from airflow_wavespeed.recovery import cancel_killed
+
+            cancel_killed(self.hook, self._waiting_on, logger=self.log)
+
+    def _on_timeout(self, context: Context, prediction_id: str) -> AbstractContextManager[None]:
+        """Around a wait: ``cancel_on_timeout`` cancels the prediction when it times out (see recovery.py)."""
+        from airflow_wavespeed.recovery import cancelled_on_timeout
+
+        return cancelled_on_timeout(self.hook, context, prediction_id, enabled=self.cancel_on_timeout, retries=self.retries)
+
     def _defer(self, context: Context, prediction: Prediction, timings: TaskTimings) -> None:
         from airflow_wavespeed.triggers.prediction import defer_to_trigger
 
@@ -299,6 +333,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             carry={"operator_seconds": round(timings.operator_seconds, 3), "metadata": self.metadata_extras()},
             end_from_trigger=self._may_end_in_triggerer(),
             nsfw_policy=self.nsfw_policy,
+            cancel_on_kill=self.cancel_on_kill,
         )
 
     def _may_end_in_triggerer(self) -> bool:
