@@ -174,3 +174,19 @@ def cancel_quietly(hook: WaveSpeedHook, prediction_id: str, *, why: str, logger:
         return None
     logger.warning("WaveSpeed answered the cancel of prediction %s: %s", prediction_id, status)
     return status
+
+
+def billed_extras(hook: WaveSpeedHook, prediction: Prediction, quote: float | None) -> dict[str, Any]:
+    """``{"billed_usd": ...}`` for the ``prediction`` XCom, beside the quote: what WaveSpeed's billing records
+    say a completed prediction cost, or None when they do not say (no route, no record yet, an unreadable
+    shape): unknown, never the quote. Asked only where a quote was made (``max_cost_usd``): one more call."""
+    if quote is None or not prediction.status.is_success():
+        return {}
+    try:
+        billed = hook.get_billed_cost(prediction.id)
+    except WaveSpeedError as error:
+        log.info("The billing records of prediction %s could not be read: %s", prediction.id, error)
+        billed = None
+    if billed is None:
+        log.info("What prediction %s cost is unknown (no billing record): billed_usd is null", prediction.id)
+    return {"billed_usd": billed}

@@ -262,3 +262,21 @@ def test_a_task_with_retries_stops_at_its_budget_across_tries(airflow_db: None, 
     else:
         # Airflow 3.1/3.2: no task state store, so the budget holds per try and every try submits.
         assert wavespeed_conn.submit_count(include_rejected=True) == 1 + dag.get_task("generate").retries
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["waits-on-the-worker", "deferred"])
+def test_the_billed_cost_is_recorded_beside_the_quote(wavespeed_conn: Emulator, deferrable: bool) -> None:
+    from tests.test_operators import run_deferred
+
+    wavespeed_conn.config.billed_ratio = 0.5  # a discount: what is billed is not the quote
+
+    def metadata(**kwargs: Any) -> dict[str, Any]:
+        operator, context = run_model(inputs={"prompt": "p"}, deferrable=deferrable, **kwargs), make_context()
+        run_deferred(operator, context) if deferrable else operator.execute(context)
+        return dict(context["ti"].xcoms["prediction"])
+
+    assert {k: metadata(max_cost_usd=1)[k] for k in ("cost_usd", "billed_usd")} == {"cost_usd": 0.06, "billed_usd": 0.03}
+    wavespeed_conn.config.billing_records = False
+    unknown = metadata(max_cost_usd=1)
+    assert unknown["cost_usd"] == 0.06 and unknown["billed_usd"] is None, "unknown, not the quote"
+    assert "billed_usd" not in metadata(), "no quote asked for, no billing lookup"

@@ -11,7 +11,6 @@ ledger) is imported in the methods that run on a worker. ``tests/test_operators.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError, WaveSpeedNotFoundError, WaveSpeedSpendLimitError
 from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url, written_already
+from airflow_wavespeed.operators.safeguards import SafeguardsMixin
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from airflow_wavespeed.utils.timings import TaskTimings
 
 
-class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
+class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperator):
     """
     Submit one prediction to any WaveSpeed model and, by default, wait for its outputs.
 
@@ -141,7 +141,6 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.cancel_on_timeout = check_bool(cancel_on_timeout, argument="cancel_on_timeout")
         #: The quote made before submitting, when ``max_cost_usd`` asked for one.
         self.cost_usd: float | None = None
-        self._waiting_on: str | None = None
         self._set_hook_arguments(wavespeed_conn_id, hook_params, allow_private_output_hosts)
         self._check_run_arguments(rendered=False)
 
@@ -166,7 +165,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
 
     def metadata_extras(self) -> dict[str, Any]:
         """What the ``prediction`` XCom holds beyond the prediction's own metadata: the quote, when made."""
-        return {} if self.cost_usd is None else {"cost_usd": self.cost_usd}
+        return {} if self.cost_usd is None else {"cost_usd": self.cost_usd, **self._billed}
 
     def metadata(self, prediction: Prediction) -> dict[str, Any]:
         """The ``prediction`` XCom: the prediction's small metadata and :meth:`metadata_extras`."""
@@ -198,6 +197,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
                     timeout=self.timeout_seconds,
                     base64_outputs=self.enable_base64_output,
                 )
+        self._billed = self._billed_cost(prediction)
         return self._complete(context, prediction, timings)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
@@ -220,6 +220,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             if not self.output_uri:
                 raise inline_outputs_error(prediction.id)
             prediction = self.hook.get_prediction(prediction.id, base64_outputs=True)
+        self._billed = self._billed_cost(prediction)
         return self._complete(context, prediction, timings)
 
     def _submit_or_resume(self, context: Context) -> Prediction:
@@ -304,19 +305,6 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             prediction.raw_status,
         )
         return prediction
-
-    def on_kill(self) -> None:
-        """``cancel_on_kill``: cancel the prediction this try submitted or resumed (best-effort, bounded)."""
-        if self.cancel_on_kill and self._waiting_on:
-            from airflow_wavespeed.recovery import cancel_killed
-
-            cancel_killed(self.hook, self._waiting_on, logger=self.log)
-
-    def _on_timeout(self, context: Context, prediction_id: str) -> AbstractContextManager[None]:
-        """Around a wait: ``cancel_on_timeout`` cancels the prediction when it times out (see recovery.py)."""
-        from airflow_wavespeed.recovery import cancelled_on_timeout
-
-        return cancelled_on_timeout(self.hook, context, prediction_id, enabled=self.cancel_on_timeout, retries=self.retries)
 
     def _defer(self, context: Context, prediction: Prediction, timings: TaskTimings) -> None:
         from airflow_wavespeed.triggers.prediction import defer_to_trigger
