@@ -280,3 +280,33 @@ def test_the_billed_cost_is_recorded_beside_the_quote(wavespeed_conn: Emulator, 
     unknown = metadata(max_cost_usd=1)
     assert unknown["cost_usd"] == 0.06 and unknown["billed_usd"] is None, "unknown, not the quote"
     assert "billed_usd" not in metadata(), "no quote asked for, no billing lookup"
+
+
+async def test_the_trigger_cancel_survives_a_second_cancel_of_its_task(wavespeed_conn: Emulator) -> None:
+    """As Airflow 3.3.2's triggerer does: the killed trigger's task is cancelled, ``on_kill`` runs in it, and
+    the next pass cancels the task again while ``on_kill`` still runs. The DELETE still reaches WaveSpeed."""
+    wavespeed_conn.config.processing_seconds = 60
+    prediction_id = WaveSpeedHook().submit(MODEL, {"prompt": "p"}).id
+    trigger = WaveSpeedPredictionTrigger(prediction_id, poll_interval=0.05, end_time=time.time() + 60, cancel_on_kill=True)
+    started = asyncio.Event()
+
+    async def as_the_triggerer_runs_it() -> None:
+        try:
+            async for _ in trigger.run():
+                raise AssertionError("no event expected: the task is killed first")
+        except asyncio.CancelledError:
+            started.set()
+            await trigger.on_kill()
+            raise
+
+    task = asyncio.ensure_future(as_the_triggerer_runs_it())
+    await asyncio.sleep(0.5)
+    task.cancel("__airflow_user_action__")
+    await started.wait()
+    task.cancel("__airflow_user_action__")  # the next pass, while on_kill runs
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline = time.monotonic() + 30
+    while wavespeed_conn.state.get_prediction(prediction_id).status != "cancelled":  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the cancel never reached the emulator"
+        await asyncio.sleep(0.05)

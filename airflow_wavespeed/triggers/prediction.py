@@ -57,6 +57,9 @@ else:  # pragma: no cover - Python 3.10
         finally:
             handle.cancel()
 
+#: Cancels under way (``on_kill``), held until they finish.
+_CANCELLING: set[asyncio.Future[None]] = set()
+
 #: Set once the modules the wait needs are fully imported (``sys.modules`` lists a module while it
 #: is still being imported, so it cannot tell).
 _IMPORTED = False
@@ -239,12 +242,22 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """Airflow ≥ 3.3 calls this when a user kills the deferred task (mark failed or succeeded, clear),
         never on a triggerer restart or timeout: with ``cancel_on_kill``, cancel the prediction through the
-        API, best-effort, bounded, never raising (WaveSpeed may still bill it)."""
+        API, best-effort, bounded, never raising (WaveSpeed may still bill it).
+
+        The cancel runs shielded: Airflow 3.3.2's triggerer cancels a killed trigger's task again on its next
+        pass (about a second later) while ``on_kill`` still runs, which would stop the request half-way.
+        """
         if not self.cancel_on_kill:
             return
+        self.log.warning("The task was killed: cancelling WaveSpeed prediction %s (cancel_on_kill)", self.prediction_id)
+        cancelling = asyncio.ensure_future(self._cancel())
+        _CANCELLING.add(cancelling)  # a reference, so a shielded cancel is not collected half-way
+        cancelling.add_done_callback(_CANCELLING.discard)
+        await asyncio.shield(cancelling)
+
+    async def _cancel(self) -> None:
         from airflow_wavespeed.hooks.history import CANCEL_SECONDS
 
-        self.log.warning("The task was killed: cancelling WaveSpeed prediction %s (cancel_on_kill)", self.prediction_id)
         try:
             await _import_off_the_loop()
             async with self._hook() as hook:
