@@ -4,7 +4,7 @@
 together (a lost submit found again, a killed task's prediction cancelled, what was really billed) and
 because the hook's own module holds the everyday calls.
 
-What WaveSpeed documents about each (``/work/shared/WAVESPEED_API.md``; README, "Billing safety"):
+What WaveSpeed documents about each (README, "Billing safety"):
 
 - the history (``POST /api/v3/predictions``) lists the last 7 days, newest first, for browsing and
   synchronisation: never poll it for a task's status. It is read once, a few pages at most, after a
