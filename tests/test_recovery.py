@@ -310,3 +310,13 @@ async def test_the_trigger_cancel_survives_a_second_cancel_of_its_task(wavespeed
     while wavespeed_conn.state.get_prediction(prediction_id).status != "cancelled":  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "the cancel never reached the emulator"
         await asyncio.sleep(0.05)
+
+
+def test_a_sync_submit_lost_to_a_bare_gateway_504_is_found_and_waited_for(wavespeed_conn: Emulator) -> None:
+    """A sync-mode submit answered by a gateway 504 without a body: no id to resume, but the history has it."""
+    wavespeed_conn.config.sync_504_rate = 1.0
+    outputs = run_model(inputs={"prompt": "p"}, enable_sync_mode=True).execute(make_context())
+    (prediction_id,) = wavespeed_conn.predictions
+    assert outputs and prediction_id in outputs[0]
+    assert wavespeed_conn.submit_count(include_rejected=True) == 1
+    assert [r.status for r in wavespeed_conn.requests if r.method == "POST" and r.path.endswith(MODEL)] == [504]
