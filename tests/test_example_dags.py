@@ -120,14 +120,32 @@ def test_a_retry_resumes_the_submitted_prediction_through_airflow(
 def test_an_uncertain_submit_fails_the_task_without_using_its_retries(
     airflow_db: None, airflow_env: Emulator, emulator_image_url: str
 ) -> None:
-    """The submit's answer is lost (HTTP 500 after creating it): retries=2, yet one submit in all."""
+    """The submit's answer is lost (HTTP 500 after creating it) and the history cannot tell it apart from
+    another edit's (its items carry no inputs here): retries=2, yet one submit of this task in all."""
+    from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
+
+    airflow_env.config.history_includes_input = False
+    WaveSpeedHook().submit("openai/gpt-image-2/edit", {"images": [emulator_image_url], "prompt": "another edit"})
     airflow_env.config.submit_5xx_rate = 1.0
     dag = load_dag_bag(Path(__file__).parent / "dags").get_dag("wavespeed_uncertain_submit")  # type: ignore[attr-defined]
     dag_run = dag.test(run_conf={"image_url": emulator_image_url})
     assert dag_run.state == "failed"
-    assert airflow_env.submit_count(include_rejected=True) == 1
+    assert airflow_env.submit_count(include_rejected=True) == 2
     (ti,) = dag_run.get_task_instances()
     assert ti.state == "failed" and ti.try_number == 1
+
+
+def test_a_lost_submit_answer_found_in_the_history_succeeds(
+    airflow_db: None, airflow_env: Emulator, emulator_image_url: str
+) -> None:
+    """The same lost answer (issue 22), alone in the history: found again, waited for, one submit."""
+    airflow_env.config.submit_5xx_rate = 1.0
+    dag = load_dag_bag(Path(__file__).parent / "dags").get_dag("wavespeed_uncertain_submit")  # type: ignore[attr-defined]
+    dag_run = dag.test(run_conf={"image_url": emulator_image_url})
+    assert dag_run.state == "success"
+    assert airflow_env.submit_count(include_rejected=True) == 1
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 1
 
 
 def _has_task_state_store() -> bool:

@@ -43,6 +43,7 @@ def test_serialize_round_trip_holds_nothing_secret(wavespeed_conn: Emulator) -> 
         "carry": {},
         "end_from_trigger": False,
         "nsfw_policy": "allow",
+        "cancel_on_kill": False,
     }
     assert "test-key" not in json.dumps(kwargs)
     rebuilt = WaveSpeedPredictionTrigger(**kwargs)

@@ -59,6 +59,9 @@ _HELP: dict[str, str] = {
     "slow_submit_seconds": "how long a submit whose prompt holds [slow-submit] answers after creating it",
     "upload_5xx_rate": "fraction of uploads answering 503",
     "sync_504_rate": "fraction of sync-mode submits answering a gateway 504",
+    "history_includes_input": "history items (POST /api/v3/predictions) carry their submitted inputs",
+    "billed_ratio": "what a completed prediction bills, as a share of its quote",
+    "billing_records": "answer POST /api/v3/billings/search (off: 404)",
 }
 
 

@@ -92,6 +92,14 @@ class EmulatorConfig:
     upload_5xx_rate: float = 0.0
     sync_504_rate: float = 0.0
 
+    # History, cancel and billing records (emulator/history.py).
+    # Whether history items carry the inputs they were submitted with (unconfirmed for the real API).
+    history_includes_input: bool = True
+    # What a completed prediction bills, as a share of its quote (a discount shows as < 1).
+    billed_ratio: float = 1.0
+    # Whether POST /api/v3/billings/search answers (False: 404, as an API without the route would).
+    billing_records: bool = True
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable view, as answered by the control endpoint."""
         return dataclasses.asdict(self)

@@ -90,6 +90,10 @@ class Prediction:
     #: Path of the single output file, set on completion (``/outputs/{id}/0.{ext}``, or without extension).
     output_path: str = ""
     work: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: The submitted JSON body, as history items show it (emulator/history.py).
+    input: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: What completing it billed, in USD (None: nothing billed).
+    billed_usd: float | None = None
 
     def data(self) -> dict[str, Any]:
         """The `data` object of the API envelope for the current state."""

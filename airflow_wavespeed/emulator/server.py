@@ -22,7 +22,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from airflow_wavespeed.emulator import account, catalog, control, images, media, uploads
+from airflow_wavespeed.emulator import account, catalog, control, history, images, media, uploads
 from airflow_wavespeed.emulator.catalog import EDIT_MODEL
 from airflow_wavespeed.emulator.common import (
     STATE_KEY,
@@ -78,6 +78,7 @@ def create_app(
     uploads.register(router)
     router.add_get("/api/v3/predictions/{id}/result", _result)
     router.add_get("/api/v3/predictions/{id}", _result)
+    history.register_history_routes(router)  # history, cancel, billing records: before the catch-all submit route
     router.add_post("/api/v3/{model:.+}", _submit)
     router.add_get("/api/v3/{tail:.*}", _api_not_found)
     router.add_get("/outputs/{id}/{filename}", _output)
@@ -245,6 +246,7 @@ async def _submit(request: web.Request) -> web.StreamResponse:
     except BadRequest as exc:
         return error(400, str(exc))
     prediction = state.create_prediction(model, spec, base_url(request))
+    prediction.input = body  # what history items show (emulator/history.py)
     note_prediction(prediction.id)
     if SLOW_SUBMIT_MARKER in spec.prompt:
         # Created (and billed), then slow to answer: a client that dies now never learns the id.

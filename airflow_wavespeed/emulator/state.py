@@ -46,7 +46,8 @@ __all__ = [
     "safe_filename",
 ]
 
-TERMINAL_STATUSES = frozenset({"completed", "failed"})
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+CANCELLED_MESSAGE = "Cancelled by the user"
 EMULATED_FAILURE = "Emulated failure: the model rejected this request"
 
 # A poll that is otherwise due to complete waits this long for a still-running render, so that
@@ -299,7 +300,8 @@ class EmulatorState:
         price = self.price_of(prediction.model, prediction.params)
         if price:
             # Billed on completion, as the account's balance shows it.
-            self.config.balance = max(0.0, round(self.config.balance - price, 6))
+            prediction.billed_usd = round(price * self.config.billed_ratio, 6)
+            self.config.balance = max(0.0, round(self.config.balance - prediction.billed_usd, 6))
 
     def price_of(self, model: str, inputs: dict[str, Any]) -> float | None:
         """What one run of ``model`` with ``inputs`` costs (the quote; after the configured discount)."""
@@ -364,4 +366,28 @@ class EmulatorState:
         if prediction is None or prediction.status != "completed" or prediction.output_path != path:
             return None
         return prediction.output_bytes
+
+
+    # -- history, cancel, billing records (emulator/history.py) --------------------------------------
+
+    def history(self) -> list[Prediction]:
+        """Every prediction, newest first, as the history endpoint pages through them."""
+        with self._lock:
+            return sorted(self._predictions.values(), key=lambda p: p.created_monotonic, reverse=True)
+
+    def cancel_prediction(self, prediction_id: str) -> Prediction | None:
+        """Cancel a prediction that has not finished (a finished one stays as it is); None when unknown.
+
+        Its background work is stopped, and a cancelled prediction bills nothing here (WaveSpeed promises
+        no such thing: "partial refunds may apply").
+        """
+        prediction = self.get_prediction(prediction_id)
+        if prediction is None or prediction.status in TERMINAL_STATUSES:
+            return prediction
+        prediction.status = "cancelled"
+        prediction.error = CANCELLED_MESSAGE
+        prediction.outputs = []
+        if prediction.work is not None:
+            prediction.work.cancel()
+        return prediction
 

@@ -238,9 +238,10 @@ class SyncTransport:
 
 
 class AsyncTransport:
-    """A trigger's polls: GET only, on the session every hook on the event loop shares.
+    """A trigger's polls: GET (and a cancel's DELETE) only, on the session every hook on the event loop shares.
 
     GET only, because it retries every failure the rule allows, which a request that may bill must not.
+    The one exception, :meth:`delete`, is a cancel: cancelling twice is cancelling once and bills nothing.
     """
 
     def __init__(self, limits: RequestLimits, *, conn_id: str) -> None:
@@ -265,8 +266,19 @@ class AsyncTransport:
             total=self.try_seconds, connect=limits.connect_timeout, sock_connect=limits.connect_timeout
         )
 
+    async def delete(self, path: str, credentials: Credentials, *, context: str, parse: Parser[T]) -> T:
+        """DELETE with the retry rule of a GET: safe, because a cancel is idempotent and creates nothing."""
+        return await self.get(path, credentials, context=context, parse=parse, method="DELETE")
+
     async def get(
-        self, path: str, credentials: Credentials, *, context: str, parse: Parser[T], max_bytes: int | None = None
+        self,
+        path: str,
+        credentials: Credentials,
+        *,
+        context: str,
+        parse: Parser[T],
+        max_bytes: int | None = None,
+        method: str = "GET",
     ) -> T:
         """
         GET with the retry rule. The first try runs bare; only a failure the rule may cure enters the
@@ -276,7 +288,7 @@ class AsyncTransport:
         started = time.monotonic()
         cap = max_bytes or self.limits.max_response_bytes
         try:
-            return await self._send(path, credentials, context=context, parse=parse, cap=cap)
+            return await self._send(path, credentials, context=context, parse=parse, cap=cap, method=method)
         except WaveSpeedError as error:
             if self.limits.max_attempts == 1 or not may_retry(error, billable=False):
                 raise
@@ -288,15 +300,18 @@ class AsyncTransport:
                     # Replayed as the loop's try 1, so the rule computes its wait (or Retry-After) from it.
                     replayed, first_error = first_error, None
                     raise replayed
-                return await self._send(path, credentials, context=context, parse=parse, cap=cap)
+                return await self._send(path, credentials, context=context, parse=parse, cap=cap, method=method)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
-    async def _send(self, path: str, credentials: Credentials, *, context: str, parse: Parser[T], cap: int) -> T:
+    async def _send(
+        self, path: str, credentials: Credentials, *, context: str, parse: Parser[T], cap: int, method: str = "GET"
+    ) -> T:
         """One try: GET, read the body up to ``cap``, return ``parse(data, message)`` of the envelope."""
         import aiohttp
 
         try:
-            async with LoopResources.current().session().get(
+            async with LoopResources.current().session().request(
+                method,
                 f"{credentials.base_url}{path}",
                 headers=credentials.async_headers,
                 timeout=self._client_timeout,

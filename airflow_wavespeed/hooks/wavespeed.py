@@ -31,6 +31,7 @@ from airflow_wavespeed.exceptions import (
 )
 from airflow_wavespeed.hooks.catalog import CatalogCalls
 from airflow_wavespeed.hooks.event_loop import LoopResources
+from airflow_wavespeed.hooks.history import HistoryMixin
 from airflow_wavespeed.hooks.limits import RequestLimits
 from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy
 from airflow_wavespeed.hooks.transport import AsyncTransport, Credentials, Parser, SyncTransport, T, envelope
@@ -56,7 +57,7 @@ __all__ = ["WaveSpeedHook"]
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 
 
-class WaveSpeedHook(CatalogCalls, BaseHook):
+class WaveSpeedHook(CatalogCalls, HistoryMixin, BaseHook):
     """
     Talk to the WaveSpeed v3 API with the key of an Airflow connection of type ``wavespeed``.
 

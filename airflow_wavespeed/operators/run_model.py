@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError, WaveSpeedNotFoundError, WaveSpeedSpendLimitError
 from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url, written_already
+from airflow_wavespeed.operators.safeguards import SafeguardsMixin
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from airflow_wavespeed.utils.timings import TaskTimings
 
 
-class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
+class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperator):
     """
     Submit one prediction to any WaveSpeed model and, by default, wait for its outputs.
 
@@ -88,8 +89,11 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         model or input, a missing one, a value outside an enum or range is refused. False for offline work.
     :param max_cost_usd: quote the run first (``POST /api/v3/model/price``, not billed) and refuse to
         submit when the quote is above this or unknown. The quote is recorded as ``cost_usd`` in the
-        ``prediction`` XCom.
+        ``prediction`` XCom. On Airflow ≥ 3.3 it is one budget for all the task instance's tries.
     :param min_balance_usd: refuse to submit when the account balance is below this.
+    :param cancel_on_kill: cancel the prediction when the task is killed (``on_kill``; deferred too on
+        Airflow ≥ 3.3). Best-effort: WaveSpeed may still bill it (README, "Billing safety").
+    :param cancel_on_timeout: cancel the prediction when ``timeout`` passes, unless a retry will resume it.
     :param allow_private_output_hosts: fetch outputs from private addresses too (a private deployment);
         by default outputs come only from public hosts and the connection's own base URL.
     :param wavespeed_conn_id: the WaveSpeed connection.
@@ -124,6 +128,8 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         aws_conn_id: str | None = "aws_default",
         max_cost_usd: float | None = None,
         min_balance_usd: float | None = None,
+        cancel_on_kill: bool = False,
+        cancel_on_timeout: bool = False,
         allow_private_output_hosts: bool = False,
         wavespeed_conn_id: str = "wavespeed_default",
         hook_params: dict[str, Any] | None = None,
@@ -154,6 +160,8 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.max_cost_usd = None if max_cost_usd is None else check_usd(max_cost_usd, argument="max_cost_usd")
         self.min_balance_usd = None if min_balance_usd is None else check_usd(min_balance_usd, argument="min_balance_usd")
+        self.cancel_on_kill = check_bool(cancel_on_kill, argument="cancel_on_kill")
+        self.cancel_on_timeout = check_bool(cancel_on_timeout, argument="cancel_on_timeout")
         #: The quote made before submitting, when ``max_cost_usd`` asked for one.
         self.cost_usd: float | None = None
         self._set_hook_arguments(wavespeed_conn_id, hook_params, allow_private_output_hosts)
@@ -192,9 +200,9 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         return list(self.media_sources)
 
     def metadata_extras(self) -> dict[str, Any]:
-        """What the ``prediction`` XCom holds beyond the prediction's own metadata: the quote, when made,
-        and the media the model makes."""
-        extras: dict[str, Any] = {} if self.cost_usd is None else {"cost_usd": self.cost_usd}
+        """What the ``prediction`` XCom holds beyond the prediction's own metadata: the quote and the billed
+        cost, when made, and the media the model makes."""
+        extras: dict[str, Any] = {} if self.cost_usd is None else {"cost_usd": self.cost_usd, **self._billed}
         if self.media is not None:
             extras["media"] = self.media
         return extras
@@ -222,12 +230,14 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         if not prediction.status.is_terminal():
             if self.deferrable:
                 self._defer(context, prediction, timings.stop())
-            prediction = self.hook.wait_for_prediction(
-                prediction.id,
-                poll_interval=self.poll_interval,
-                timeout=self.timeout_seconds,
-                base64_outputs=self.enable_base64_output,
-            )
+            with self._on_timeout(context, prediction.id):
+                prediction = self.hook.wait_for_prediction(
+                    prediction.id,
+                    poll_interval=self.poll_interval,
+                    timeout=self.timeout_seconds,
+                    base64_outputs=self.enable_base64_output,
+                )
+        self._billed = self._billed_cost(prediction)
         return self._complete(context, prediction, timings)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
@@ -244,29 +254,37 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         self.cost_usd = resumed.carry.get("metadata", {}).get("cost_usd")
         self.media = resumed.carry.get("metadata", {}).get("media")
         timings = TaskTimings.resumed(resumed.carry.get("operator_seconds"), resumed.waited_seconds)
-        prediction = resumed.terminal_prediction()
+        with self._on_timeout(context, resumed.prediction_id):
+            prediction = resumed.terminal_prediction()
         if resumed.outputs_left_out:
             # The trigger leaves base64 outputs out of its event: fetch them here, on the worker, to store.
             if not self.output_uri and self.media != "text":
                 raise inline_outputs_error(prediction.id)
             prediction = self.hook.get_prediction(prediction.id, base64_outputs=True)
+        self._billed = self._billed_cost(prediction)
         return self._complete(context, prediction, timings)
 
     def _submit_or_resume(self, context: Context) -> Prediction:
-        """Submit, unless an earlier try of this task instance already did (Airflow ≥ 3.3)."""
+        """Submit, unless an earlier try of this task instance already did (Airflow ≥ 3.3); a submit whose
+        answer was lost is looked for once in WaveSpeed's history (:mod:`airflow_wavespeed.recovery`)."""
+        from airflow_wavespeed.recovery import submit_or_recover
+        from airflow_wavespeed.utils.spend import SpendLedger
+
         ledger = self._ledger(context)
         previous = ledger.recorded()
         prediction = self._resume(previous, ledger) if previous else None
         if prediction is None:
             inputs = self._prepare_inputs(context)
-            self.cost_usd = self._check_spend(inputs)
-            prediction = self.hook.submit(
-                self.model,
-                inputs,
-                enable_sync_mode=self.enable_sync_mode,
-                enable_base64_output=self.enable_base64_output,
+            spend = SpendLedger(context.get("task_state_store"), first_try=ledger.first_try)
+            earlier = spend.spent() if self.max_cost_usd is not None else []
+            self.cost_usd = self._check_spend(inputs, earlier)
+            prediction = submit_or_recover(
+                self.hook, self.model, inputs, sync=self.enable_sync_mode, base64=self.enable_base64_output
             )
             ledger.record(prediction.id)
+            if self.cost_usd is not None:
+                spend.add(prediction.id, self.cost_usd, earlier)
+        self._waiting_on = prediction.id
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
         self.prediction_link = prediction_url(self.hook.base_url, prediction.id)  # Airflow writes it (links.py)
         return prediction
@@ -304,8 +322,9 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
         prediction_id = ti.xcom_pull(task_ids=self.task_id, key="prediction_id", map_indexes=ti.map_index)
         return self.hook.get_prediction(str(prediction_id), base64_outputs=self.enable_base64_output)
 
-    def _check_spend(self, inputs: dict[str, Any]) -> float | None:
+    def _check_spend(self, inputs: dict[str, Any], earlier: list[dict[str, Any]]) -> float | None:
         """The spend guards, before the billed submit: returns the quote when ``max_cost_usd`` asked for one.
+        ``earlier``: what earlier tries submitted (Airflow ≥ 3.3), inside the same ``max_cost_usd``.
 
         A refusal is a :class:`WaveSpeedSpendLimitError`: it fails the task without its retries.
         """
@@ -323,6 +342,9 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
                     f"{self.model} is quoted at {quote:.4f} USD for these inputs, above max_cost_usd="
                     f"{self.max_cost_usd:g}; nothing was submitted"
                 )
+            from airflow_wavespeed.utils.spend import check_across_tries
+
+            check_across_tries(self.model, quote, self.max_cost_usd, earlier)
         if self.min_balance_usd is not None:
             self.hook.require_balance(self.min_balance_usd, refused=f"nothing was submitted to {self.model}")
         return quote
@@ -367,6 +389,7 @@ class WaveSpeedRunModelOperator(WaveSpeedTaskMixin, BaseOperator):
             carry={"operator_seconds": round(timings.operator_seconds, 3), "metadata": self.metadata_extras()},
             end_from_trigger=self._may_end_in_triggerer(),
             nsfw_policy=self.nsfw_policy,
+            cancel_on_kill=self.cancel_on_kill,
         )
 
     def _may_end_in_triggerer(self) -> bool:

@@ -59,6 +59,9 @@ else:  # pragma: no cover - Python 3.10
         finally:
             handle.cancel()
 
+#: Cancels under way (``on_kill``), held until they finish.
+_CANCELLING: set[asyncio.Future[None]] = set()
+
 #: Set once the modules the wait needs are fully imported (``sys.modules`` lists a module while it
 #: is still being imported, so it cannot tell).
 _IMPORTED = False
@@ -190,6 +193,8 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         launch instead of two). Any other outcome, or outputs the ``nsfw_policy`` changes, resumes the task on
         a worker as usual. The task decides whether it may (see the operators' ``end_from_trigger``).
     :param nsfw_policy: the task's NSFW policy, applied here when the task ends here.
+    :param cancel_on_kill: cancel the prediction when a user kills the deferred task (:meth:`on_kill`,
+        Airflow ≥ 3.3); a triggerer restart or a move to another triggerer cancels nothing.
     """
 
     def __init__(
@@ -203,6 +208,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         carry: dict[str, Any] | None = None,
         end_from_trigger: bool = False,
         nsfw_policy: str = "allow",
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.prediction_id = prediction_id
@@ -214,6 +220,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         self.carry = carry or {}
         self.end_from_trigger = end_from_trigger
         self.nsfw_policy = nsfw_policy
+        self.cancel_on_kill = cancel_on_kill
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -228,6 +235,7 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
                 "carry": self.carry,
                 "end_from_trigger": self.end_from_trigger,
                 "nsfw_policy": self.nsfw_policy,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -255,6 +263,34 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         payload = event.to_payload()
         self.log.debug("The event of prediction %s in full: %r", self.prediction_id, payload)
         yield self._ending(event) or SummarizedTriggerEvent(payload=payload)
+
+    async def on_kill(self) -> None:
+        """Airflow ≥ 3.3 calls this when a user kills the deferred task (mark failed or succeeded, clear),
+        never on a triggerer restart or timeout: with ``cancel_on_kill``, cancel the prediction through the
+        API, best-effort, bounded, never raising (WaveSpeed may still bill it).
+
+        The cancel runs shielded: Airflow 3.3.2's triggerer cancels a killed trigger's task again on its next
+        pass (about a second later) while ``on_kill`` still runs, which would stop the request half-way.
+        """
+        if not self.cancel_on_kill:
+            return
+        self.log.warning("The task was killed: cancelling WaveSpeed prediction %s (cancel_on_kill)", self.prediction_id)
+        cancelling = asyncio.ensure_future(self._cancel())
+        _CANCELLING.add(cancelling)  # a reference, so a shielded cancel is not collected half-way
+        cancelling.add_done_callback(_CANCELLING.discard)
+        await asyncio.shield(cancelling)
+
+    async def _cancel(self) -> None:
+        from airflow_wavespeed.hooks.history import CANCEL_SECONDS
+
+        try:
+            await _import_off_the_loop()
+            async with self._hook() as hook:
+                status = await asyncio.wait_for(hook.acancel_prediction(self.prediction_id), CANCEL_SECONDS)
+        except Exception as error:  # best-effort: a failed cancel changes nothing for the task
+            self.log.warning("Cancelling prediction %s failed: %s", self.prediction_id, error)
+            return
+        self.log.warning("WaveSpeed answered the cancel of prediction %s: %s", self.prediction_id, status)
 
     def _ending(self, event: PredictionEvent) -> TriggerEvent | None:
         """The ``TaskSuccessEvent`` that ends the task here, when it asked to and the outcome allows."""
@@ -360,6 +396,7 @@ def defer_to_trigger(
     carry: dict[str, Any] | None = None,
     end_from_trigger: bool = False,
     nsfw_policy: str = "allow",
+    cancel_on_kill: bool = False,
 ) -> NoReturn:
     """Hand a task's wait to the triggerer; it resumes in ``execute_complete`` with the event (or, with
     ``end_from_trigger``, a success ends in the triggerer).
@@ -377,6 +414,7 @@ def defer_to_trigger(
             carry=carry,
             end_from_trigger=end_from_trigger,
             nsfw_policy=nsfw_policy,
+            cancel_on_kill=cancel_on_kill,
         ),
         method_name="execute_complete",
         timeout=timedelta(seconds=timeout + BACKSTOP_SECONDS),
