@@ -33,6 +33,12 @@ AUTH = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
 DAGS = Path(__file__).parent / "dags"
 
 
+@pytest.fixture(autouse=True)
+def priced_like_an_edit(emulator: Emulator) -> None:
+    """The figures below assume 0.06 USD a run; the emulator's catalog lists flux-dev at 0.003."""
+    emulator.config.model_prices = f"{MODEL}=0.06"
+
+
 def run_model(**kwargs: Any) -> WaveSpeedRunModelOperator:
     return WaveSpeedRunModelOperator(
         **{"task_id": "generate", "model": MODEL, "deferrable": False, "poll_interval": 0.05, **kwargs}
