@@ -104,6 +104,10 @@ class LoopResources:
         every waiting task.
         """
         entry = self._reads.get(conn_id)
+        if refused is None and entry is not None and entry.read.done() and entry.expires >= time.monotonic():
+            # Nearly every poll: a fresh read is settled. No shield (a future and a callback per poll).
+            if (settled := entry.settled()) is not None:
+                return settled
         if entry is None or entry.stale(refused):
             last_good = None if entry is None else entry.settled()
             entry = _ConnectionRead(
