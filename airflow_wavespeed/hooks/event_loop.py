@@ -104,10 +104,11 @@ class LoopResources:
         every waiting task.
         """
         entry = self._reads.get(conn_id)
-        if refused is None and entry is not None and entry.read.done() and entry.expires >= time.monotonic():
-            # Nearly every poll: a fresh read is settled. No shield (a future and a callback per poll).
-            if (settled := entry.settled()) is not None:
-                return settled
+        # Nearly every poll: a fresh read has settled. Returned without a shield (a future and a callback).
+        fresh = refused is None and entry is not None and entry.expires >= time.monotonic()
+        if fresh and entry is not None and (settled := entry.settled()) is not None:
+            known: Credentials = settled
+            return known
         if entry is None or entry.stale(refused):
             last_good = None if entry is None else entry.settled()
             entry = _ConnectionRead(

@@ -24,6 +24,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedTimeoutError
 from airflow_wavespeed.prediction import Prediction, judge_poll
+from airflow_wavespeed.triggers.schedule import PollSchedule, check_poll_schedule
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -156,8 +157,16 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
 
     :param prediction_id: the prediction to wait for.
     :param wavespeed_conn_id: the connection whose key is used; read inside ``run()``, never serialized.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls at first (and always, with ``poll_schedule="fixed"``).
     :param end_time: absolute deadline (epoch seconds); a restarted trigger keeps the original one.
+    :param poll_schedule: ``backoff`` grows the interval while the prediction keeps processing, so a long
+        job costs tens of polls, not hundreds; ``fixed`` polls every ``poll_interval``
+        (:mod:`~airflow_wavespeed.triggers.schedule`).
+    :param max_poll_interval: the longest interval of ``backoff``; None keeps the one for ``media``.
+    :param media: the model's kind of output (``image``, ``video``, ``audio``, ``3d``, ``text``), which
+        sets how fast the interval grows; None when unknown.
+    :param started_at: when the wait began (epoch seconds; now by default): the schedule's clock, kept in
+        the kwargs so a restarted trigger goes on with the interval it had reached.
     :param include_outputs: put the output URLs in the event. Base64 outputs are never put there: the
         event then has no ``outputs`` and the task fetches them from the worker. Tasks that asked for
         base64 pass False.
@@ -180,6 +189,10 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         carry: dict[str, Any] | None = None,
         end_from_trigger: bool = False,
         nsfw_policy: str = "allow",
+        poll_schedule: str = "backoff",
+        max_poll_interval: float | None = None,
+        media: str | None = None,
+        started_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.prediction_id = prediction_id
@@ -191,6 +204,11 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         self.carry = carry or {}
         self.end_from_trigger = end_from_trigger
         self.nsfw_policy = nsfw_policy
+        self.poll_schedule = poll_schedule
+        self.max_poll_interval = max_poll_interval
+        self.media = media
+        self.started_at = time.time() if started_at is None else started_at
+        self._schedule = PollSchedule(poll_interval, poll_schedule, media, max_poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -205,6 +223,10 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
                 "carry": self.carry,
                 "end_from_trigger": self.end_from_trigger,
                 "nsfw_policy": self.nsfw_policy,
+                "poll_schedule": self.poll_schedule,
+                "max_poll_interval": self.max_poll_interval,
+                "media": self.media,
+                "started_at": self.started_at,
             },
         )
 
@@ -217,10 +239,11 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
         self.log.info(
-            "%s waiting for WaveSpeed prediction %s (polling every %s s)",
+            "%s waiting for WaveSpeed prediction %s (polling every %s s, %s)",
             type(self).__name__,
             self.prediction_id,
             self.poll_interval,
+            "fixed" if self.poll_schedule == "fixed" else f"growing to at most {self._schedule.ceiling:g} s",
         )
         try:
             await _import_off_the_loop()
@@ -274,9 +297,14 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             if verdict.finished and prediction is not None:
                 status = EventStatus.SUCCESS if prediction.status.is_success() else EventStatus.FAILED
                 return self._event(status, prediction.error or prediction.raw_status, prediction)
-            if self.end_time is not None and time.time() + self.poll_interval > self.end_time:
-                return self._timed_out()
-            await asyncio.sleep(self.poll_interval)
+            delay = self._schedule.delay(time.time() - self.started_at)
+            if self.end_time is not None:
+                left = self.end_time - time.time()
+                if left < delay:
+                    delay = self.poll_interval  # near the deadline: back to the first interval
+                if left < delay:
+                    return self._timed_out()
+            await asyncio.sleep(delay)
 
     async def _poll(self, hook: WaveSpeedHook) -> Prediction:
         """One poll, retries included, cut off at the deadline however the server answers (or does not)."""
@@ -335,12 +363,17 @@ def defer_to_trigger(
     carry: dict[str, Any] | None = None,
     end_from_trigger: bool = False,
     nsfw_policy: str = "allow",
+    poll_schedule: str = "backoff",
+    max_poll_interval: float | None = None,
+    media: str | None = None,
 ) -> NoReturn:
     """Hand a task's wait to the triggerer; it resumes in ``execute_complete`` with the event (or, with
     ``end_from_trigger``, a success ends in the triggerer).
 
-    The trigger's own deadline comes first; Airflow's backstop :data:`BACKSTOP_SECONDS` later.
+    The trigger's own deadline comes first; Airflow's backstop :data:`BACKSTOP_SECONDS` later. The poll
+    schedule's arguments are checked here, on the worker, so a bad one fails the task, not the trigger.
     """
+    check_poll_schedule(poll_schedule, max_poll_interval, poll_interval=poll_interval)
     task.defer(
         trigger=WaveSpeedPredictionTrigger(
             prediction_id=prediction_id,
@@ -352,6 +385,9 @@ def defer_to_trigger(
             carry=carry,
             end_from_trigger=end_from_trigger,
             nsfw_policy=nsfw_policy,
+            poll_schedule=poll_schedule,
+            max_poll_interval=max_poll_interval,
+            media=media,
         ),
         method_name="execute_complete",
         timeout=timedelta(seconds=timeout + BACKSTOP_SECONDS),
