@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import json
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -231,10 +232,13 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         )
 
     def _hook(self) -> WaveSpeedHook:
-        """One place for tests to swap the hook."""
+        """One place for tests to swap the hook: the one every trigger on this loop with the same
+        connection and hook arguments shares (the trigger holds the loop's session by its own lease)."""
+        from airflow_wavespeed.hooks.event_loop import LoopResources
         from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 
-        return WaveSpeedHook(self.wavespeed_conn_id, **self.hook_params)
+        key = (self.wavespeed_conn_id, json.dumps(self.hook_params, sort_keys=True, default=repr))
+        return LoopResources.current().shared(key, lambda: WaveSpeedHook(self.wavespeed_conn_id, **self.hook_params))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
@@ -247,8 +251,10 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         )
         try:
             await _import_off_the_loop()
-            async with self._hook() as hook:
-                event = await self._wait(hook)
+            from airflow_wavespeed.hooks.event_loop import LoopResources
+
+            async with LoopResources.current().lease():
+                event = await self._wait(self._hook())
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason
             event = self._event(EventStatus.ERROR, f"waiting for prediction {self.prediction_id} failed: {error}")
         event = dataclasses.replace(event, waited_seconds=round(time.monotonic() - started, 3))
