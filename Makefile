@@ -5,7 +5,7 @@ AIRFLOW_VERSION ?= 3.3.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: venv demo local-s3 test lint package pytest e2e e2e-cluster bench test-floor clean
+.PHONY: venv demo local-s3 test lint package pytest e2e e2e-cluster bench bench-quick test-floor clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,12 @@ test: lint package pytest
 
 bench: venv
 	$(PY) bench/run_all.py
+
+# The wait cost at small sizes (about a minute), on every change to the trigger or the transport: CI runs
+# it and keeps the figures in $(BENCH_RECORD). Never a verdict that fails the build: a shared machine is noisy.
+BENCH_RECORD ?= bench-records/wait_cost-quick.json
+bench-quick: venv
+	$(PY) bench/wait_cost.py --quick --record $(BENCH_RECORD)
 
 # The same suite on the oldest Airflow the package declares, in its own virtualenv (CI runs both).
 test-floor:

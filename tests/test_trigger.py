@@ -30,7 +30,7 @@ async def events_of(trigger: WaveSpeedPredictionTrigger) -> list[dict[str, Any]]
 
 
 def test_serialize_round_trip_holds_nothing_secret(wavespeed_conn: Emulator) -> None:
-    trigger = WaveSpeedPredictionTrigger("abc", "wavespeed_default", poll_interval=2.5, end_time=123.0)
+    trigger = WaveSpeedPredictionTrigger("abc", "wavespeed_default", poll_interval=2.5, end_time=123.0, started_at=100.0)
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_wavespeed.triggers.prediction.WaveSpeedPredictionTrigger"
     assert kwargs == {
@@ -44,6 +44,10 @@ def test_serialize_round_trip_holds_nothing_secret(wavespeed_conn: Emulator) -> 
         "end_from_trigger": False,
         "nsfw_policy": "allow",
         "cancel_on_kill": False,
+        "poll_schedule": "backoff",
+        "max_poll_interval": None,
+        "media": None,
+        "started_at": 100.0,
     }
     assert "test-key" not in json.dumps(kwargs)
     rebuilt = WaveSpeedPredictionTrigger(**kwargs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 #: Whatever the hooks read from a connection (their credentials); compared to tell a refused key.
 Credentials = TypeVar("Credentials")
+Shared = TypeVar("Shared")
 
 #: How long the hooks on one event loop reuse a connection they read.
 CONNECTION_CACHE_SECONDS = 60.0
@@ -65,6 +66,7 @@ class LoopResources:
         self._session: aiohttp.ClientSession | None = None
         self._leases = 0
         self._reads: dict[str, _ConnectionRead[Any]] = {}
+        self._shared: dict[Hashable, Any] = {}
 
     @classmethod
     def current(cls) -> LoopResources:
@@ -87,6 +89,15 @@ class LoopResources:
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         return self._session
 
+    def shared(self, key: Hashable, make: Callable[[], Shared]) -> Shared:
+        """One object per ``key`` for every trigger on this loop, made on first use and dropped by
+        :meth:`close`: the triggers waiting with one connection and one set of hook arguments share one
+        hook (a hook keeps nothing of a poll, and one per trigger was a tenth of a wait's memory)."""
+        found: Shared | None = self._shared.get(key)
+        if found is None:
+            found = self._shared[key] = make()
+        return found
+
     async def credentials(
         self,
         conn_id: str,
@@ -104,6 +115,11 @@ class LoopResources:
         every waiting task.
         """
         entry = self._reads.get(conn_id)
+        # Nearly every poll: a fresh read has settled. Returned without a shield (a future and a callback).
+        fresh = refused is None and entry is not None and entry.expires >= time.monotonic()
+        if fresh and entry is not None and (settled := entry.settled()) is not None:
+            known: Credentials = settled
+            return known
         if entry is None or entry.stale(refused):
             last_good = None if entry is None else entry.settled()
             entry = _ConnectionRead(
@@ -132,6 +148,7 @@ class LoopResources:
     async def close(self) -> None:
         """Close the session and forget the connection reads (short-lived loops, tests)."""
         self._reads.clear()
+        self._shared.clear()
         session, self._session = self._session, None
         if session is not None:
             await session.close()

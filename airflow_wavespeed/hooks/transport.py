@@ -78,19 +78,22 @@ class Credentials:
     base_url: str
     headers: dict[str, str] = field(init=False, repr=False, compare=False)
     async_headers: dict[str, str] = field(init=False, repr=False, compare=False)
+    #: The key as written, JSON-escaped and URL-encoded: what :meth:`scrub` looks for, built once (it runs
+    #: twice per poll).
+    _forms: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT}
         object.__setattr__(self, "headers", headers)  # built once, not per request
         # The triggerer's session inflates bodies itself (CappedBody): offer only what it can inflate.
         object.__setattr__(self, "async_headers", {**headers, "Accept-Encoding": "gzip, deflate"})
+        key = self.api_key
+        forms = {key, key.encode("unicode_escape").decode("ascii"), quote(key, safe="")}
+        object.__setattr__(self, "_forms", tuple(forms) if len(key) >= MIN_SCRUBBED_KEY else ())
 
     def scrub(self, text: str) -> str:
         """``text`` with the key (as written, JSON-escaped or URL-encoded) replaced by ``***``."""
-        key = self.api_key
-        if len(key) < MIN_SCRUBBED_KEY:
-            return text
-        for form in {key, key.encode("unicode_escape").decode("ascii"), quote(key, safe="")}:
+        for form in self._forms:
             if form in text:
                 text = text.replace(form, "***")
         return text

@@ -20,6 +20,7 @@ from airflow_wavespeed.exceptions import WaveSpeedInputError, WaveSpeedNotFoundE
 from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url, written_already
 from airflow_wavespeed.operators.safeguards import SafeguardsMixin
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
+from airflow_wavespeed.triggers.schedule import check_poll_schedule
 from airflow_wavespeed.utils.assets import emit_asset_events, with_default_outlet
 from airflow_wavespeed.utils.validation import (
     INPUT_MODES,
@@ -69,7 +70,12 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
         downstream tasks as JSON text (README, "Ending in the triggerer").
     :param deferrable: wait in the triggerer, holding no worker slot (default from
         ``[operators] default_deferrable``).
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls (at first, with ``poll_schedule="backoff"``).
+    :param poll_schedule: how a deferred wait polls: ``backoff`` (default) lets the interval grow while the
+        prediction keeps processing (a 6-minute video costs about 20 polls, not 180), ``fixed`` polls every
+        ``poll_interval``. A wait on the worker (``deferrable=False``) polls every ``poll_interval``.
+    :param max_poll_interval: the longest interval ``backoff`` grows to; None keeps the default for the
+        model's kind of output (10 s for images, 60 s for video; README, "Running at scale").
     :param timeout: seconds to wait for the prediction before failing the task.
     :param nsfw_policy: ``allow`` (flags kept in metadata), ``fail``, or ``drop`` flagged outputs.
     :param output_uri: copy outputs to this local directory or ``s3://bucket/prefix`` (templated). An
@@ -117,6 +123,8 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
         end_from_trigger: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 5.0,
+        poll_schedule: str = "backoff",
+        max_poll_interval: float | None = None,
         timeout: float | timedelta = 1800.0,
         nsfw_policy: str = "allow",
         output_uri: str | None = None,
@@ -145,6 +153,8 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
         self.end_from_trigger = end_from_trigger
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.poll_schedule = poll_schedule
+        self.max_poll_interval = max_poll_interval
         self.timeout = timeout
         self.nsfw_policy = nsfw_policy
         self.output_uri = output_uri
@@ -390,6 +400,9 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
             end_from_trigger=self._may_end_in_triggerer(),
             nsfw_policy=self.nsfw_policy,
             cancel_on_kill=self.cancel_on_kill,
+            poll_schedule=self.poll_schedule,
+            max_poll_interval=self.max_poll_interval,
+            media=self.media,
         )
 
     def _may_end_in_triggerer(self) -> bool:
@@ -500,7 +513,11 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
         check_bool(self.wait_for_completion, argument="wait_for_completion")
         check_bool(self.end_from_trigger, argument="end_from_trigger")
         check_bool(self.deferrable, argument="deferrable")
-        check_positive(self.poll_interval, argument="poll_interval")
+        check_poll_schedule(
+            self.poll_schedule,
+            self.max_poll_interval,
+            poll_interval=check_positive(self.poll_interval, argument="poll_interval"),
+        )
         check_positive(self.timeout, argument="timeout")
         check_choice(self.nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
         if ready(self.output_uri):

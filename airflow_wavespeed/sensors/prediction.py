@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedPredictionFailedError, WaveSpeedTimeoutError
 from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url, written_already
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
+from airflow_wavespeed.triggers.schedule import check_poll_schedule
 from airflow_wavespeed.utils.validation import (
     NSFW_POLICIES,
     check_bool,
@@ -47,6 +48,10 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
     :param end_from_trigger: let a successful wait end the task in the triggerer (one task launch instead
         of two) unless it has outlets, an ``on_success_callback`` or a lineage listener; see the operator's
         argument of the same name.
+    :param poll_schedule: how a deferred wait polls: ``backoff`` (default) grows the interval from
+        ``poke_interval`` while the prediction keeps processing, ``fixed`` polls every ``poke_interval``
+        (as poking does); see the operator's argument of the same name.
+    :param max_poll_interval: the longest interval ``backoff`` grows to; None keeps its default.
     :param wavespeed_conn_id: the WaveSpeed connection.
     :param hook_params: keyword arguments for :class:`WaveSpeedHook` (timeouts, retry bounds).
     """
@@ -64,16 +69,22 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
         nsfw_policy: str = "allow",
         hook_params: dict[str, Any] | None = None,
         end_from_trigger: bool = False,
+        poll_schedule: str = "backoff",
+        max_poll_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 5.0)
         kwargs.setdefault("timeout", 1800.0)
         # Checked before Airflow's own __init__, which fails on an absurd timeout with an OverflowError.
-        check_positive(kwargs["poke_interval"], argument="poke_interval")
+        check_poll_schedule(
+            poll_schedule, max_poll_interval, poll_interval=check_positive(kwargs["poke_interval"], argument="poke_interval")
+        )
         check_positive(kwargs["timeout"], argument="timeout")
         super().__init__(**kwargs)
         self.prediction_id = prediction_id
         self.deferrable = deferrable
+        self.poll_schedule = poll_schedule
+        self.max_poll_interval = max_poll_interval
         self.end_from_trigger = check_bool(end_from_trigger, argument="end_from_trigger")
         self._set_hook_arguments(wavespeed_conn_id, hook_params)
         self.nsfw_policy = check_choice(nsfw_policy, NSFW_POLICIES, argument="nsfw_policy")
@@ -100,6 +111,8 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
             hook_params=self.hook_params,
             end_from_trigger=self._may_end_in_triggerer(),
             nsfw_policy=self.nsfw_policy,
+            poll_schedule=self.poll_schedule,
+            max_poll_interval=self.max_poll_interval,
         )
 
     def _may_end_in_triggerer(self) -> bool:

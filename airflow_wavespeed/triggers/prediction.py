@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import json
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedTimeoutError
 from airflow_wavespeed.prediction import Prediction, judge_poll
+from airflow_wavespeed.triggers.schedule import PollSchedule, check_poll_schedule
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -182,8 +184,16 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
 
     :param prediction_id: the prediction to wait for.
     :param wavespeed_conn_id: the connection whose key is used; read inside ``run()``, never serialized.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls at first (and always, with ``poll_schedule="fixed"``).
     :param end_time: absolute deadline (epoch seconds); a restarted trigger keeps the original one.
+    :param poll_schedule: ``backoff`` grows the interval while the prediction keeps processing, so a long
+        job costs tens of polls, not hundreds; ``fixed`` polls every ``poll_interval``
+        (:mod:`~airflow_wavespeed.triggers.schedule`).
+    :param max_poll_interval: the longest interval of ``backoff``; None keeps the one for ``media``.
+    :param media: the model's kind of output (``image``, ``video``, ``audio``, ``3d``, ``text``), which
+        sets how fast the interval grows; None when unknown.
+    :param started_at: when the wait began (epoch seconds; now by default): the schedule's clock, kept in
+        the kwargs so a restarted trigger goes on with the interval it had reached.
     :param include_outputs: put the output URLs in the event. Base64 outputs are never put there: the
         event then has no ``outputs`` and the task fetches them from the worker. Tasks that asked for
         base64 pass False.
@@ -209,6 +219,10 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         end_from_trigger: bool = False,
         nsfw_policy: str = "allow",
         cancel_on_kill: bool = False,
+        poll_schedule: str = "backoff",
+        max_poll_interval: float | None = None,
+        media: str | None = None,
+        started_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.prediction_id = prediction_id
@@ -221,6 +235,11 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         self.end_from_trigger = end_from_trigger
         self.nsfw_policy = nsfw_policy
         self.cancel_on_kill = cancel_on_kill
+        self.poll_schedule = poll_schedule
+        self.max_poll_interval = max_poll_interval
+        self.media = media
+        self.started_at = time.time() if started_at is None else started_at
+        self._schedule = PollSchedule(poll_interval, poll_schedule, media, max_poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -236,27 +255,37 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
                 "end_from_trigger": self.end_from_trigger,
                 "nsfw_policy": self.nsfw_policy,
                 "cancel_on_kill": self.cancel_on_kill,
+                "poll_schedule": self.poll_schedule,
+                "max_poll_interval": self.max_poll_interval,
+                "media": self.media,
+                "started_at": self.started_at,
             },
         )
 
     def _hook(self) -> WaveSpeedHook:
-        """One place for tests to swap the hook."""
+        """One place for tests to swap the hook: the one every trigger on this loop with the same
+        connection and hook arguments shares (the trigger holds the loop's session by its own lease)."""
+        from airflow_wavespeed.hooks.event_loop import LoopResources
         from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 
-        return WaveSpeedHook(self.wavespeed_conn_id, **self.hook_params)
+        key = (self.wavespeed_conn_id, json.dumps(self.hook_params, sort_keys=True, default=repr))
+        return LoopResources.current().shared(key, lambda: WaveSpeedHook(self.wavespeed_conn_id, **self.hook_params))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
         self.log.info(
-            "%s waiting for WaveSpeed prediction %s (polling every %s s)",
+            "%s waiting for WaveSpeed prediction %s (polling every %s s, %s)",
             type(self).__name__,
             self.prediction_id,
             self.poll_interval,
+            "fixed" if self.poll_schedule == "fixed" else f"growing to at most {self._schedule.ceiling:g} s",
         )
         try:
             await _import_off_the_loop()
-            async with self._hook() as hook:
-                event = await self._wait(hook)
+            from airflow_wavespeed.hooks.event_loop import LoopResources
+
+            async with LoopResources.current().lease():
+                event = await self._wait(self._hook())
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason
             event = self._event(EventStatus.ERROR, f"waiting for prediction {self.prediction_id} failed: {error}")
         event = dataclasses.replace(event, waited_seconds=round(time.monotonic() - started, 3))
@@ -335,9 +364,14 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             if verdict.finished and prediction is not None:
                 status = EventStatus.SUCCESS if prediction.status.is_success() else EventStatus.FAILED
                 return self._event(status, prediction.error or prediction.raw_status, prediction)
-            if self.end_time is not None and time.time() + self.poll_interval > self.end_time:
-                return self._timed_out()
-            await asyncio.sleep(self.poll_interval)
+            delay = self._schedule.delay(time.time() - self.started_at)
+            if self.end_time is not None:
+                left = self.end_time - time.time()
+                if left < delay:
+                    delay = self.poll_interval  # near the deadline: back to the first interval
+                if left < delay:
+                    return self._timed_out()
+            await asyncio.sleep(delay)
 
     async def _poll(self, hook: WaveSpeedHook) -> Prediction:
         """One poll, retries included, cut off at the deadline however the server answers (or does not)."""
@@ -397,12 +431,17 @@ def defer_to_trigger(
     end_from_trigger: bool = False,
     nsfw_policy: str = "allow",
     cancel_on_kill: bool = False,
+    poll_schedule: str = "backoff",
+    max_poll_interval: float | None = None,
+    media: str | None = None,
 ) -> NoReturn:
     """Hand a task's wait to the triggerer; it resumes in ``execute_complete`` with the event (or, with
     ``end_from_trigger``, a success ends in the triggerer).
 
-    The trigger's own deadline comes first; Airflow's backstop :data:`BACKSTOP_SECONDS` later.
+    The trigger's own deadline comes first; Airflow's backstop :data:`BACKSTOP_SECONDS` later. The poll
+    schedule's arguments are checked here, on the worker, so a bad one fails the task, not the trigger.
     """
+    check_poll_schedule(poll_schedule, max_poll_interval, poll_interval=poll_interval)
     task.defer(
         trigger=WaveSpeedPredictionTrigger(
             prediction_id=prediction_id,
@@ -415,6 +454,9 @@ def defer_to_trigger(
             end_from_trigger=end_from_trigger,
             nsfw_policy=nsfw_policy,
             cancel_on_kill=cancel_on_kill,
+            poll_schedule=poll_schedule,
+            max_poll_interval=max_poll_interval,
+            media=media,
         ),
         method_name="execute_complete",
         timeout=timedelta(seconds=timeout + BACKSTOP_SECONDS),

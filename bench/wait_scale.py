@@ -1,0 +1,215 @@
+"""Waiting at scale: 100, 1,000 and 10,000 concurrent waits in one process at a 5 s poll interval, our
+trigger side by side with the bare aiohttp loop (the floor), each size run for both, interleaved.
+
+The emulator runs in its own process (its CPU is not counted). Each run is a fresh child process: it
+creates nothing, it only waits, and it reports its CPU (``time.process_time``), the time inside the
+cyclic garbage collector, its peak RSS growth and how late every poll was. A poll's lateness is how
+much longer its ``asyncio.sleep`` took than asked (the child wraps ``asyncio.sleep`` for both contenders
+alike): the time the event loop was too busy to wake it. The waits start spread over one poll interval,
+as waits arriving at a triggerer over time do (all starting in one instant would measure a burst, not a
+triggerer's steady state).
+
+    .venv/bin/python bench/wait_scale.py [--quick] [--record PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    EmulatorProcess,
+    GcTimer,
+    PeakRss,
+    Watchdog,
+    airflow_env,
+    child_command,
+    cpu_seconds,
+    create_predictions,
+    machine_note,
+    run_child_json,
+    table,
+    temp_airflow_home,
+    verdict,
+)
+
+SCRIPT = Path(__file__).resolve()
+INTERVAL = 5.0
+PROCESSING_POLLS = 3  # 4 polls per wait: 15 s of waiting at 5 s
+FULL_SIZES = (100, 1_000, 10_000)
+QUICK_SIZES = (100, 1_000)
+TARGET_CPU_VS_FLOOR = 1.3
+TARGET_CORE_SHARE = 0.40
+TARGET_LATE_SECONDS = 1.0
+TARGET_GC_SHARE = 0.10
+TARGET_MEM_VS_FLOOR = 1.3
+
+
+# ------------------------------------------------------------------------------------------ the child
+
+
+async def _child(name: str, ids: list[str], base_url: str, interval: float) -> dict[str, Any]:
+    import aiohttp  # noqa: F401
+    import wait_cost
+
+    from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger  # noqa: F401
+
+    lateness: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def timed_sleep(delay: float, result: Any = None) -> Any:
+        if delay < interval / 2:  # not a poll's wait (aiohttp's own short sleeps)
+            return await real_sleep(delay, result)
+        asked = time.monotonic()
+        value = await real_sleep(delay, result)
+        lateness.append(time.monotonic() - asked - delay)
+        return value
+
+    async def spread(contender: Any, prediction_id: str, offset: float) -> int:
+        await real_sleep(offset)
+        return int(await contender.wait_all([prediction_id]))
+
+    rng = random.Random(7)
+    contender = wait_cost.make(name, base_url, interval)
+    async with contender:
+        warm = ids[:20]
+        await contender.wait_all(warm)
+        gc.collect()
+        asyncio.sleep = timed_sleep  # type: ignore[assignment]
+        try:
+            # RSS sampled every 0.25 s: the sampler's own CPU stays out of the small runs' figures.
+            with PeakRss(interval=0.25) as rss, GcTimer() as gc_timer:
+                cpu_before, wall_before = cpu_seconds(), time.perf_counter()
+                offsets = [rng.uniform(0, interval) for _ in ids[20:]]
+                ok = sum(await asyncio.gather(*(spread(contender, i, o) for i, o in zip(ids[20:], offsets, strict=True))))
+                cpu, wall = cpu_seconds() - cpu_before, time.perf_counter() - wall_before
+        finally:
+            asyncio.sleep = real_sleep  # type: ignore[assignment]
+    waits = len(ids) - 20
+    lateness.sort()
+    return {
+        "name": name,
+        "waits": waits,
+        "ok": ok,
+        "cpu": cpu,
+        "wall": wall,
+        "gc_seconds": gc_timer.seconds,
+        "full_gcs": gc_timer.full_collections,
+        "rss_growth": rss.growth,
+        "polls_timed": len(lateness),
+        "late_p50": statistics.median(lateness) if lateness else 0.0,
+        "late_p99": lateness[int(len(lateness) * 0.99)] if lateness else 0.0,
+        "late_max": lateness[-1] if lateness else 0.0,
+    }
+
+
+# ------------------------------------------------------------------------------------------ the parent
+
+
+def one_run(emu: EmulatorProcess, name: str, waits: int, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    emu.reset()
+    emu.configure(processing_polls=0)
+    warm = asyncio.run(create_predictions(emu.base_url, 20))
+    emu.configure(processing_polls=PROCESSING_POLLS)
+    ids = asyncio.run(create_predictions(emu.base_url, waits, concurrency=64))
+    emu.wait_idle(limit=300)
+    ids_file = workdir / f"scale-{name}-{waits}.json"
+    ids_file.write_text(json.dumps(warm + ids))
+    command = child_command(
+        SCRIPT, "--child", name, "--ids", str(ids_file), "--base-url", emu.base_url, "--interval", str(INTERVAL)
+    )
+    result = run_child_json(command, env, timeout=600)
+    result["busy"] = result["cpu"] / result["wall"]
+    print(
+        f"  {name:<6} {waits:>6} waits: {result['ok']} ok, CPU {result['cpu']:.2f} s "
+        f"({result['cpu'] / waits * 1000:.3f} ms/wait, {result['busy']:.0%} of a core), GC "
+        f"{result['gc_seconds'] / max(result['cpu'], 1e-9):.0%}, late p50 {result['late_p50'] * 1000:.0f} ms "
+        f"p99 {result['late_p99'] * 1000:.0f} ms, RSS {result['rss_growth'] / waits / 1024:.2f} KiB/wait",
+        flush=True,
+    )
+    return result
+
+
+def report(results: dict[tuple[str, int], dict[str, Any]], sizes: tuple[int, ...]) -> tuple[bool, list[list[Any]]]:
+    rows = []
+    for waits in sizes:
+        for name in ("floor", "ours"):
+            r = results[(name, waits)]
+            rows.append([
+                name, waits, r["ok"], f"{r['wall']:.1f}", f"{r['cpu']:.2f}", f"{r['cpu'] / waits * 1000:.3f}",
+                f"{r['busy']:.1%}", f"{r['gc_seconds'] / max(r['cpu'], 1e-9):.1%}", r["full_gcs"],
+                f"{r['late_p50'] * 1000:.0f}", f"{r['late_p99'] * 1000:.0f}", f"{r['late_max'] * 1000:.0f}",
+                f"{r['rss_growth'] / waits / 1024:.2f}",
+            ])  # fmt: skip
+    print(f"\nWaiting at scale: poll interval {INTERVAL} s, {PROCESSING_POLLS + 1} polls per wait")
+    print(table(["contender", "waits", "ok", "wall s", "CPU s", "CPU ms/wait", "of one core", "GC share",
+                 "full GCs", "late p50 ms", "late p99 ms", "late max ms", "RSS KiB/wait"], rows))  # fmt: skip
+    top = max(sizes)
+    floor, ours = results[("floor", top)], results[("ours", top)]
+    targets = [
+        [f"ours CPU vs floor at {top}", ours["cpu"] / floor["cpu"], TARGET_CPU_VS_FLOOR],
+        [f"ours share of one core at {top}", ours["busy"], TARGET_CORE_SHARE],
+        [f"ours latest poll (p99, s) at {top}", ours["late_p99"], TARGET_LATE_SECONDS],
+        [f"ours time in GC / CPU at {top}", ours["gc_seconds"] / ours["cpu"], TARGET_GC_SHARE],
+        [f"ours RSS/wait vs floor at {top}", ours["rss_growth"] / max(floor["rss_growth"], 1), TARGET_MEM_VS_FLOOR],
+    ]
+    verdicts = [[name, f"{value:.2f}", f"<= {limit}", verdict(value, limit)] for name, value, limit in targets]
+    print()
+    print(table(["target", "measured", "limit", "verdict"], verdicts))
+    per_wait = {name: [results[(name, w)]["cpu"] / w * 1000 for w in sizes] for name in ("floor", "ours")}
+    print("\nCPU ms per wait by size (flat = linear growth): " + "; ".join(
+        f"{name} " + " / ".join(f"{v:.3f}" for v in values) for name, values in per_wait.items()))  # fmt: skip
+    print(f"Machine: {machine_note()}")
+    ok = all(results[key]["ok"] == key[1] for key in results)
+    return ok and all(row[3] == "PASS" for row in verdicts), verdicts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="100 and 1,000 waits only")
+    parser.add_argument("--record", metavar="PATH", help="also write the figures to PATH as JSON")
+    parser.add_argument("--child", choices=("floor", "ours"), help=argparse.SUPPRESS)
+    parser.add_argument("--ids", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--interval", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        with Watchdog(600, f"wait_scale child {args.child}"):
+            ids = json.loads(Path(args.ids).read_text())
+            print(json.dumps(asyncio.run(_child(args.child, ids, args.base_url, args.interval))), flush=True)
+        return 0
+
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    with (
+        Watchdog(1500, "wait_scale"),
+        temp_airflow_home() as home,
+        EmulatorProcess(flags=["--processing-polls", str(PROCESSING_POLLS), "--scale", "0.0625"]) as emu,
+    ):
+        env = airflow_env(home, emu.base_url, emu.port)
+        os.environ.update(env)
+        child_env = {**os.environ, **env}
+        print(f"wait_scale: emulator at {emu.base_url}; sizes {sizes}", flush=True)
+        results = {}
+        for waits in sizes:
+            for name in ("floor", "ours"):  # interleaved: both contenders see the same machine
+                results[(name, waits)] = one_run(emu, name, waits, home, child_env)
+        passed, verdicts = report(results, sizes)
+    if args.record:
+        Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+        data = {"machine": machine_note(), "runs": [{**r, "size": k[1]} for k, r in results.items()], "targets": verdicts}
+        Path(args.record).write_text(json.dumps(data, indent=2))
+    print("\nwait_scale:", "all targets PASS" if passed else "a target was MISSED (see above)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
