@@ -246,7 +246,7 @@ def test_a_media_input_of_the_wrong_kind_is_refused_before_any_request(wavespeed
     task = WaveSpeedRunModelOperator(
         task_id="t", model="wavespeed-ai/video-upscaler", inputs={"video": f"file://{notes}"}, deferrable=False
     )
-    with pytest.raises(WaveSpeedInputError, match=r"inputs\['video'\]: .*clip\.mp4' is not a media file WaveSpeed accepts.*look like text"):
+    with pytest.raises(WaveSpeedInputError, match=r"inputs\['video'\]: .*clip\.mp4' is not an image WaveSpeed accepts, nor a video, audio or 3D file.*look like text"):
         task.execute(make_context())
     assert wavespeed_conn.requests == []
 

@@ -14,12 +14,21 @@ from pathlib import Path
 from typing import IO
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
-from airflow_wavespeed.media.types import ACCEPTED, SNIFF_BYTES, MediaType, accepted_summary, describe, sniff
+from airflow_wavespeed.media.types import (
+    ACCEPTED,
+    FILE_MEDIA,
+    SNIFF_BYTES,
+    MediaType,
+    accepted_summary,
+    kinds_in_words,
+    refusal,
+    sniff,
+)
 
 #: A stream that cannot be rewound is spooled for retries: in memory up to this, then on disk.
 SPOOL_BYTES = 8 * 1024 * 1024
 #: What may be uploaded as a model input: every media but text (a model takes text inline).
-UPLOADABLE_MEDIA = ("image", "video", "audio", "3d")
+UPLOADABLE_MEDIA = FILE_MEDIA
 
 
 def upload_name(filename: str, head: bytes, described: str, *, allowed: tuple[str, ...] = UPLOADABLE_MEDIA) -> tuple[str, MediaType]:
@@ -28,18 +37,25 @@ def upload_name(filename: str, head: bytes, described: str, *, allowed: tuple[st
     the extension the bytes call for. Raises naming ``described`` when the bytes are not of ``allowed`` media.
     """
     found = sniff(head)
-    if found is None or found.media not in allowed:
-        what = "an image" if allowed == ("image",) else "a media file"
-        looked = f"{found.media} ({found.ext})" if found is not None else describe(head)
+    problem = refusal(head, allowed=allowed)
+    if found is None or problem is not None:
         raise WaveSpeedInputError(
-            f"{described} is not {what} WaveSpeed accepts, judged by its first bytes (whatever its name): they "
-            f"look like {looked}; allowed: {accepted_summary(allowed).upper()}"
+            f"{described} is not {_what(allowed)}, judged by its first bytes (whatever its name): {problem}; "
+            f"allowed: {accepted_summary(allowed).upper()}"
         )
     suffix = Path(filename).suffix.lower().lstrip(".")
     same = ACCEPTED.get({"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix))
     if same is not None and same.content_type == found.content_type:
         return filename, found
     return f"{Path(filename).stem or 'input'}.{found.ext}", found
+
+
+def _what(allowed: tuple[str, ...]) -> str:
+    """``an image WaveSpeed accepts, nor a video, audio or 3D file``: the image first, as most inputs are."""
+    others = tuple(media for media in allowed if media != "image")
+    if "image" not in allowed:
+        return f"{kinds_in_words(allowed)} WaveSpeed accepts"
+    return "an image WaveSpeed accepts" + (f", nor {kinds_in_words(others)}" if others else "")
 
 
 def default_name(head: bytes) -> str:

@@ -96,7 +96,7 @@ def _sniff_3d(head: bytes) -> MediaType | None:
 
 
 def _sniff_text(head: bytes) -> MediaType | None:
-    if b"\x00" in head or _looks_like_markup(head):
+    if b"\x00" in head or _looks_like_markup(head) or head.startswith(b"#!"):
         return None
     try:
         head.decode("utf-8")
@@ -124,6 +124,8 @@ def describe(head: bytes) -> str:
         if start.startswith(b"<?xml") and b"<html" not in start:
             return "XML"
         return "HTML"
+    if head.startswith(b"#!"):
+        return "a script"
     found = filetype.guess(head)
     if found is not None:
         return f"{found.mime} ({found.extension})"
@@ -132,15 +134,26 @@ def describe(head: bytes) -> str:
     return f"unrecognised bytes (starting {head[:8].hex(' ')})"
 
 
+#: Binary media: what every output and upload may be; text only where the model makes text.
+FILE_MEDIA = ("image", "video", "audio", "3d")
+_NAMES = {"image": "image", "video": "video", "audio": "audio", "3d": "3D file", "text": "text file"}
+
+
+def kinds_in_words(allowed: tuple[str, ...]) -> str:
+    """``an image, video, audio or 3D file`` for messages."""
+    names = [_NAMES[media] for media in allowed]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"{'an' if listed[0] in 'aeio' else 'a'} {listed}"
+
+
 def refusal(head: bytes, *, allowed: tuple[str, ...] = MEDIA) -> str | None:
     """None when ``head`` starts a file of an accepted type whose media is in ``allowed``; otherwise what
-    was refused, in words for an error message."""
+    the bytes looked like, in words for an error message (``they look like HTML``)."""
     found = sniff(head)
     if found is not None and found.media in allowed:
         return None
     looked = f"{found.media} ({found.ext})" if found is not None else describe(head)
-    kinds = ", ".join(allowed)
-    return f"the bytes look like {looked}, which is not an accepted {kinds} type"
+    return f"they look like {looked}"
 
 
 def accepted_summary(allowed: tuple[str, ...] = MEDIA) -> str:

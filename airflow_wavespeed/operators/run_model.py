@@ -463,6 +463,7 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
             name_template=self.key_template,
             max_output_bytes=self.max_output_bytes,
             aws_conn_id=self.aws_conn_id,
+            text=self.media == "text",
         )
         emit_asset_events(context, self, [copy.location for copy in stored])
         return stored

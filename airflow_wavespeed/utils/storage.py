@@ -36,7 +36,15 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedOutputError,
     WaveSpeedOutputRefusedError,
 )
-from airflow_wavespeed.media.types import ACCEPTED, SNIFF_BYTES, MediaType, refusal, sniff
+from airflow_wavespeed.media.types import (
+    ACCEPTED,
+    FILE_MEDIA,
+    SNIFF_BYTES,
+    MediaType,
+    kinds_in_words,
+    refusal,
+    sniff,
+)
 from airflow_wavespeed.utils.validation import (
     MAX_OUTPUT_BYTES_BY_MEDIA,
     check_name_template,
@@ -138,15 +146,17 @@ def output_cap(media: str, max_output_bytes: int | None) -> int:
 
 @contextmanager
 def open_output(
-    output: str, *, download: Download, max_output_bytes: int | None, prediction_id: str
+    output: str, *, download: Download, max_output_bytes: int | None, prediction_id: str, text: bool = False
 ) -> Iterator[_Opened]:
     """Open one output as a stream of an accepted type: an http(s) URL is downloaded, anything else is
-    decoded as base64, or taken as text when it is not base64 of a media file. Content of no accepted type
-    is refused, naming the prediction and what the bytes looked like."""
+    decoded as base64, or (``text``: the model makes text) taken as text when it is not base64 of a media
+    file. Content of no accepted type is refused, naming the prediction and what the bytes looked like.
+    Text is accepted only from a model that makes text: an image model answering a script is refused."""
+    allowed = (*FILE_MEDIA, "text") if text else FILE_MEDIA
     if is_output_url(output):
         with download(output) as (raw, length):
             capped = _CappedReader(raw, max_output_bytes, output)
-            kind = _accepted(capped.read_head(), output, prediction_id)
+            kind = _accepted(capped.read_head(), output, prediction_id, allowed)
             cap = output_cap(kind.media, max_output_bytes)
             if length is not None and length > cap:
                 raise OutputTooLargeError(f"output {output} is {length} bytes, over max_output_bytes={cap}")
@@ -155,22 +165,23 @@ def open_output(
         return
     if "://" in output[:16]:
         raise WaveSpeedOutputRefusedError(f"only http(s) outputs can be copied, got {output[:80]!r}")
-    data, kind = _inline(output, max_output_bytes, prediction_id)
+    data, kind = _inline(output, max_output_bytes, prediction_id, text=text)
     yield _Opened(io.BytesIO(data), kind, lambda: len(data))
 
 
-def _accepted(head: bytes, output: str, prediction_id: str) -> MediaType:
-    problem = refusal(head)
+def _accepted(head: bytes, output: str, prediction_id: str, allowed: tuple[str, ...]) -> MediaType:
+    problem = refusal(head, allowed=allowed)
     found = sniff(head)
     if problem is not None or found is None:
         raise WaveSpeedOutputRefusedError(
-            f"output {describe(output)} of prediction {prediction_id} was refused: {problem}; nothing of it was stored"
+            f"output {describe(output)} of prediction {prediction_id} is not {kinds_in_words(allowed)} (judged by "
+            f"its bytes, {problem}); nothing of it was stored"
         )
     return found
 
 
-def _inline(output: str, max_output_bytes: int | None, prediction_id: str) -> tuple[bytes, MediaType]:
-    """An output that is not a URL: base64 of a media file (a ``data:`` URI or bare), else text."""
+def _inline(output: str, max_output_bytes: int | None, prediction_id: str, *, text: bool) -> tuple[bytes, MediaType]:
+    """An output that is not a URL: base64 of a media file (a ``data:`` URI or bare), else text (``text``)."""
     data = _decode_base64(output, max_output_bytes)
     if data is not None:
         found = sniff(data[:SNIFF_BYTES])
@@ -180,12 +191,16 @@ def _inline(output: str, max_output_bytes: int | None, prediction_id: str) -> tu
                     f"a base64 output is larger than max_output_bytes={output_cap(found.media, max_output_bytes)}"
                 )
             return data, found
+        if not text:
+            _accepted(data[:SNIFF_BYTES], output, prediction_id, FILE_MEDIA)
+    if not text:
+        raise WaveSpeedOutputRefusedError(f"output {describe(output)} is neither an http(s) URL nor valid base64")
     if output.startswith("data:"):
         raise WaveSpeedOutputRefusedError(f"output {describe(output)} is a data: URI that is not base64 media")
-    text = output.encode("utf-8", "replace")
-    if len(text) > output_cap("text", max_output_bytes):
+    encoded = output.encode("utf-8", "replace")
+    if len(encoded) > output_cap("text", max_output_bytes):
         raise OutputTooLargeError(f"a text output is larger than max_output_bytes={output_cap('text', max_output_bytes)}")
-    return text, ACCEPTED["txt"]
+    return encoded, ACCEPTED["txt"]
 
 
 def store_outputs(outputs: list[str], destination: str, **kwargs: Any) -> list[str]:
@@ -204,6 +219,7 @@ def store_media(
     replace: bool = True,
     max_output_bytes: int | None = None,
     aws_conn_id: str | None = "aws_default",
+    text: bool = False,
 ) -> list[StoredOutput]:
     """
     Copy every output to ``destination``; returns where each went and what it is.
@@ -217,6 +233,7 @@ def store_media(
     :param max_output_bytes: stop (and keep nothing of) an output larger than this; None for the default
         of the output's media (:data:`~airflow_wavespeed.utils.validation.MAX_OUTPUT_BYTES_BY_MEDIA`).
     :param aws_conn_id: the Amazon connection, for S3 destinations.
+    :param text: the model makes text: text outputs (and downloaded text files) are stored as ``.txt``.
     """
     is_s3 = destination.startswith("s3://")
     template = name_template or (DEFAULT_S3_KEY_TEMPLATE if is_s3 else DEFAULT_FILE_TEMPLATE)
@@ -228,7 +245,7 @@ def store_media(
     try:
         for n, output in enumerate(outputs):
             opening = open_output(
-                output, download=download, max_output_bytes=max_output_bytes, prediction_id=prediction_id
+                output, download=download, max_output_bytes=max_output_bytes, prediction_id=prediction_id, text=text
             )
             with opening as opened:
                 name = render_name(template, {**names, "n": n, "ext": opened.type.ext})
