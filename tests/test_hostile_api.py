@@ -49,7 +49,8 @@ from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy, 
 from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
 from airflow_wavespeed.prediction import accepted_outputs
-from airflow_wavespeed.triggers.prediction import PredictionEvent, WaveSpeedPredictionTrigger
+from airflow_wavespeed.triggers.event import PredictionEvent
+from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
 from airflow_wavespeed.utils.ledger import STATE_STORE_KEY
 from tests import hostile_server as hs
 from tests.conftest import connection_json

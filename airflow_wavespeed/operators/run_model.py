@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_wavespeed.exceptions import WaveSpeedInputError, WaveSpeedNotFoundError, WaveSpeedSpendLimitError
+from airflow_wavespeed.exceptions import WaveSpeedInputError
 from airflow_wavespeed.links import WaveSpeedPredictionLink, prediction_url, written_already
+from airflow_wavespeed.operators.model_inputs import ModelInputsMixin
+from airflow_wavespeed.operators.resume import ResumeMixin
 from airflow_wavespeed.operators.safeguards import SafeguardsMixin
 from airflow_wavespeed.tasks import WaveSpeedTaskMixin
 from airflow_wavespeed.triggers.schedule import check_poll_schedule
@@ -42,15 +44,12 @@ from airflow_wavespeed.utils.validation import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_wavespeed.catalog.entry import ModelEntry
-    from airflow_wavespeed.media.inputs import MediaInput
     from airflow_wavespeed.prediction import Prediction
-    from airflow_wavespeed.utils.ledger import PredictionLedger
     from airflow_wavespeed.utils.storage import StoredOutput
     from airflow_wavespeed.utils.timings import TaskTimings
 
 
-class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperator):
+class WaveSpeedRunModelOperator(ModelInputsMixin, ResumeMixin, SafeguardsMixin, WaveSpeedTaskMixin, BaseOperator):
     """
     Submit one prediction to any WaveSpeed model and, by default, wait for its outputs.
 
@@ -188,27 +187,6 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
         """Check every argument after templates are rendered; raises naming the argument."""
         self._check_run_arguments(rendered=True)
 
-    def build_inputs(self, context: Context) -> dict[str, Any]:
-        """The inputs to submit as the user gave them, media still paths, ``s3://`` URIs or bytes
-        (:meth:`_prepare_inputs` resolves them). Runs once per submit, after validation."""
-        return dict(self.inputs)
-
-    def media_fields(self, entry: ModelEntry | None) -> list[str]:
-        """The inputs holding media: those named in ``media_inputs``, else those the catalog schema marks."""
-        from airflow_wavespeed.catalog.check import named_media
-
-        return named_media(self.media_inputs, entry)
-
-    def find_media(self, inputs: dict[str, Any], entry: ModelEntry | None) -> list[MediaInput]:
-        """The media sources of ``inputs``; a subclass may name and restrict them its own way."""
-        from airflow_wavespeed.media.inputs import find_media
-
-        return find_media(inputs, self.media_fields(entry))
-
-    def lineage_inputs(self) -> list[str]:
-        """The input locations lineage tools should see: the run's media sources."""
-        return list(self.media_sources)
-
     def metadata_extras(self) -> dict[str, Any]:
         """What the ``prediction`` XCom holds beyond the prediction's own metadata: the quote and the billed
         cost, when made, and the media the model makes."""
@@ -253,7 +231,7 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
         """Resume after the trigger fired: finish, or raise with the prediction id and the reason."""
         from airflow_wavespeed.prediction import inline_outputs_error
-        from airflow_wavespeed.triggers.prediction import PredictionEvent
+        from airflow_wavespeed.triggers.event import PredictionEvent
         from airflow_wavespeed.utils.timings import TaskTimings
 
         written_already(self)
@@ -299,90 +277,11 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
         self.prediction_link = prediction_url(self.hook.base_url, prediction.id)  # Airflow writes it (links.py)
         return prediction
 
-    def _prepare_inputs(self, context: Context) -> dict[str, Any]:
-        """The inputs to submit: media checked where they are first (no request to WaveSpeed), then the
-        catalog check, then the media uploaded or presigned. Nothing billed happens before all of it."""
-        from airflow_wavespeed.catalog.check import check_inputs
-        from airflow_wavespeed.catalog.entry import media_of_kind
-        from airflow_wavespeed.catalog.lookup import model_entry
-        from airflow_wavespeed.media.inputs import check_media
-
-        inputs = self.build_inputs(context)
-        found = self.find_media(inputs, None)
-        plan = check_media(found, aws_conn_id=self.aws_conn_id)
-        entry = model_entry(self.hook, self.model) if self.check_catalog else None
-        if entry is not None:
-            check_inputs(entry, inputs)
-            known = {media.where for media in found}
-            # Inputs only the schema names as media (plain local paths in them) are checked now.
-            later = [media for media in self.find_media(inputs, entry) if media.where not in known]
-            plan.add(check_media(later, aws_conn_id=self.aws_conn_id))
-        self.media = entry.media if entry is not None else media_of_kind(self.model)
-        self.media_sources = [m.source for m in plan.inputs if isinstance(m.source, str)]
-        return plan.resolve(
-            inputs,
-            lambda source, name: self.hook.upload_media(source, filename=name),
-            input_mode=self.input_mode,
-            presign_seconds=self.timeout_seconds + 3600,
-        )
-
     def _fetch_finished(self, context: Context) -> Prediction:
         """The prediction this task waited for, by its id: for a resume whose event carried nothing."""
         ti = context["ti"]
         prediction_id = ti.xcom_pull(task_ids=self.task_id, key="prediction_id", map_indexes=ti.map_index)
         return self.hook.get_prediction(str(prediction_id), base64_outputs=self.enable_base64_output)
-
-    def _check_spend(self, inputs: dict[str, Any], earlier: list[dict[str, Any]]) -> float | None:
-        """The spend guards, before the billed submit: returns the quote when ``max_cost_usd`` asked for one.
-        ``earlier``: what earlier tries submitted (Airflow ≥ 3.3), inside the same ``max_cost_usd``.
-
-        A refusal is a :class:`WaveSpeedSpendLimitError`: it fails the task without its retries.
-        """
-        quote = None
-        if self.max_cost_usd is not None:
-            quote = self.hook.get_price(self.model, inputs)
-            if quote is None:
-                raise WaveSpeedSpendLimitError(
-                    f"WaveSpeed gave no price for {self.model}, so max_cost_usd={self.max_cost_usd:g} cannot be "
-                    "checked; nothing was submitted"
-                )
-            self.log.info("%s quoted at %.4f USD (max_cost_usd=%g)", self.model, quote, self.max_cost_usd)
-            if quote > self.max_cost_usd:
-                raise WaveSpeedSpendLimitError(
-                    f"{self.model} is quoted at {quote:.4f} USD for these inputs, above max_cost_usd="
-                    f"{self.max_cost_usd:g}; nothing was submitted"
-                )
-            from airflow_wavespeed.utils.spend import check_across_tries
-
-            check_across_tries(self.model, quote, self.max_cost_usd, earlier)
-        if self.min_balance_usd is not None:
-            self.hook.require_balance(self.min_balance_usd, refused=f"nothing was submitted to {self.model}")
-        return quote
-
-    def _resume(self, prediction_id: str, ledger: PredictionLedger) -> Prediction | None:
-        """The prediction an earlier try submitted; None only when WaveSpeed reported it failed.
-
-        Anything else keeps this task from submitting again: a 404 is not proof that nothing was
-        billed, so it fails the task without retries, naming the id (see WaveSpeedResumeError).
-        """
-        try:
-            prediction = self.hook.get_prediction(prediction_id, base64_outputs=self.enable_base64_output)
-        except WaveSpeedNotFoundError as error:
-            raise ledger.lost(prediction_id, error) from error
-        if prediction.status.is_terminal() and not prediction.status.is_success():
-            self.log.warning(
-                "Prediction %s from an earlier try %s (%s); submitting a new one",
-                prediction_id,
-                prediction.raw_status,
-                prediction.error,
-            )
-            return None
-        self.log.info(
-            "Resuming prediction %s (%s) submitted by an earlier try: not submitting again",
-            prediction.id,
-            prediction.raw_status,
-        )
-        return prediction
 
     def _defer(self, context: Context, prediction: Prediction, timings: TaskTimings) -> None:
         from airflow_wavespeed.triggers.prediction import defer_to_trigger
@@ -473,31 +372,6 @@ class WaveSpeedRunModelOperator(SafeguardsMixin, WaveSpeedTaskMixin, BaseOperato
         from airflow_wavespeed.utils.lineage import openlineage_facets
 
         return openlineage_facets(inputs=self.lineage_inputs(), outputs=getattr(self, "lineage_outputs", []))
-
-    # ------------------------------------------------------------ resuming across tries
-
-    def _ledger(self, context: Context) -> PredictionLedger:
-        """Where this task instance's submitted prediction is kept for its retries (Airflow ≥ 3.3)."""
-        from airflow_wavespeed.utils.ledger import PredictionLedger, submission_digest
-
-        store = context.get("task_state_store")
-        digest = submission_digest(self.submission()) if store is not None else ""
-        return PredictionLedger(store, digest, first_try=getattr(context["ti"], "try_number", 0) == 1)
-
-    def submission(self) -> dict[str, Any]:
-        """What this task submits, as the user wrote it (rendered, before uploads).
-
-        A retry resumes the stored prediction only when this is unchanged, so a task cleared after its
-        inputs were changed submits the new edit instead of returning the old one.
-        """
-        fields = {name: getattr(self, name) for name in self.template_fields if name != "output_uri"}
-        return {
-            "model": self.model,
-            "inputs": self.inputs,
-            "fields": fields,
-            "enable_sync_mode": self.enable_sync_mode,
-            "enable_base64_output": self.enable_base64_output,
-        }
 
     # ------------------------------------------------------------ validation
 

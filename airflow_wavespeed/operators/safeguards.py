@@ -1,5 +1,5 @@
-"""What :class:`WaveSpeedRunModelOperator` does when a task is killed or times out, and what it records of
-the real cost: the operator's side of :mod:`airflow_wavespeed.recovery`.
+"""What :class:`WaveSpeedRunModelOperator` does when a task is killed or times out, the spend guard before
+it submits, and what it records of the real cost: the operator's side of :mod:`airflow_wavespeed.recovery`.
 
 Imported when a DAG is parsed (the operator mixes it in), so it imports nothing heavy at module level.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from airflow_wavespeed.exceptions import WaveSpeedSpendLimitError
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -17,7 +19,8 @@ if TYPE_CHECKING:
 
 
 class SafeguardsMixin:
-    """``cancel_on_kill``, ``cancel_on_timeout`` and the billed cost, for an operator with a ``hook``."""
+    """``cancel_on_kill``, ``cancel_on_timeout``, the spend guard and the billed cost, for an operator with a
+    ``hook``."""
 
     cancel_on_kill: bool = False
     cancel_on_timeout: bool = False
@@ -31,6 +34,9 @@ class SafeguardsMixin:
         hook: WaveSpeedHook
         retries: int | None
         log: Any
+        model: str
+        max_cost_usd: float | None
+        min_balance_usd: float | None
 
     def on_kill(self) -> None:
         """``cancel_on_kill``: cancel the prediction this try submitted or resumed (best-effort, bounded)."""
@@ -51,3 +57,30 @@ class SafeguardsMixin:
         return cancelled_on_timeout(
             self.hook, context, prediction_id, enabled=self.cancel_on_timeout, retries=self.retries
         )
+
+    def _check_spend(self, inputs: dict[str, Any], earlier: list[dict[str, Any]]) -> float | None:
+        """The spend guards, before the billed submit: returns the quote when ``max_cost_usd`` asked for one.
+        ``earlier``: what earlier tries submitted (Airflow ≥ 3.3), inside the same ``max_cost_usd``.
+
+        A refusal is a :class:`WaveSpeedSpendLimitError`: it fails the task without its retries.
+        """
+        quote = None
+        if self.max_cost_usd is not None:
+            quote = self.hook.get_price(self.model, inputs)
+            if quote is None:
+                raise WaveSpeedSpendLimitError(
+                    f"WaveSpeed gave no price for {self.model}, so max_cost_usd={self.max_cost_usd:g} cannot be "
+                    "checked; nothing was submitted"
+                )
+            self.log.info("%s quoted at %.4f USD (max_cost_usd=%g)", self.model, quote, self.max_cost_usd)
+            if quote > self.max_cost_usd:
+                raise WaveSpeedSpendLimitError(
+                    f"{self.model} is quoted at {quote:.4f} USD for these inputs, above max_cost_usd="
+                    f"{self.max_cost_usd:g}; nothing was submitted"
+                )
+            from airflow_wavespeed.utils.spend import check_across_tries
+
+            check_across_tries(self.model, quote, self.max_cost_usd, earlier)
+        if self.min_balance_usd is not None:
+            self.hook.require_balance(self.min_balance_usd, refused=f"nothing was submitted to {self.model}")
+        return quote

@@ -139,7 +139,7 @@ class WaveSpeedPredictionSensor(WaveSpeedTaskMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
         from airflow_wavespeed.prediction import inline_outputs_error
-        from airflow_wavespeed.triggers.prediction import PredictionEvent
+        from airflow_wavespeed.triggers.event import PredictionEvent
 
         written_already(self)
         if event == "success" and self.end_from_trigger:
