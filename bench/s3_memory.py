@@ -67,12 +67,15 @@ def child(mode: str, url: str, endpoint: str, key: str) -> dict[str, Any]:
     import requests
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+    from airflow_wavespeed.hooks.limits import RequestLimits
+    from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy
     from airflow_wavespeed.utils.storage import store_outputs
 
+    download = OutputDownloader(OutputHostPolicy.for_base_url(url.split("/outputs/")[0]), RequestLimits()).open
     names = {"dag_id": "bench", "run_id": "run", "task_id": mode, "map_index": 0, "prediction_id": "p"}
 
     def streamed() -> None:
-        store_outputs([url], f"s3://{BUCKET}/{mode}", names=names, name_template=key)
+        store_outputs([url], f"s3://{BUCKET}/{mode}", download=download, names=names, name_template=key)
 
     def naive() -> None:
         data = requests.get(url, timeout=120).content
@@ -80,7 +83,7 @@ def child(mode: str, url: str, endpoint: str, key: str) -> dict[str, Any]:
 
     # Warm up the very calls measured below (clients, models, connection pools), then settle.
     requests.get(f"{url.split('/outputs/')[0]}/_emulator/stats", timeout=30).raise_for_status()
-    store_outputs([TINY_PNG], f"s3://{BUCKET}/warmup", names=names, name_template=f"{mode}.png")
+    store_outputs([TINY_PNG], f"s3://{BUCKET}/warmup", download=download, names=names, name_template=f"{mode}.png")
     S3Hook(aws_conn_id="aws_default").get_conn().put_object(Bucket=BUCKET, Key=f"warmup/{mode}", Body=b"x")
     gc.collect()
     time.sleep(0.2)
@@ -201,12 +204,13 @@ def report(size: int, results: list[dict[str, Any]], passed: bool) -> str:
     )
 
 
-def append_section(section: str) -> None:
-    """Write this script's section of RESULTS.md, leaving every other section as it is on disk now."""
+def append_section(section: str, heading: str = HEADING) -> None:
+    """Write a script's section of RESULTS.md (under ``heading``), leaving every other section as it is on
+    disk now."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if HEADING in text:  # replace our own earlier section only
-        start = text.index(HEADING)
-        following = text.find("\n## ", start + len(HEADING))
+    if heading in text:  # replace our own earlier section only
+        start = text.index(heading)
+        following = text.find("\n## ", start + len(heading))
         text = text[:start] + text[following + 1 :] if following != -1 else text[:start]
     RESULTS.write_text(text.rstrip("\n") + "\n\n" + section)
 

@@ -45,6 +45,8 @@ class Deadline:
         self._timer.daemon = True
         self._token: contextvars.Token[Deadline | None] | None = None
         self._ends = float("inf")
+        #: Why the deadline runs longer than it was created with (see :meth:`extend`), for error messages.
+        self.extended_for = ""
 
     def __enter__(self) -> Deadline:
         self._token = _CURRENT_DEADLINE.set(self)
@@ -64,6 +66,22 @@ class Deadline:
     def remaining(self) -> float:
         """Seconds left; what a step the deadline cannot interrupt (a DNS lookup) may still take."""
         return max(self._ends - time.monotonic(), 0.0)
+
+    def extend(self, seconds: float, *, why: str) -> None:
+        """Let the running deadline end ``seconds`` after its start instead: never shorter, and never once
+        it has expired (a cut connection stays cut).
+
+        :param why: the reason, which the error of a download this deadline cuts names.
+        """
+        with self._lock:
+            if seconds <= self.seconds or self.expired or self._ends == float("inf"):
+                return
+            self._timer.cancel()
+            self._ends += seconds - self.seconds
+            self.seconds, self.extended_for = seconds, why
+            self._timer = threading.Timer(self.remaining(), self._expire)
+            self._timer.daemon = True
+            self._timer.start()
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()

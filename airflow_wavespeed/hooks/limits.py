@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_wavespeed.exceptions import WaveSpeedInputError
-from airflow_wavespeed.utils.validation import check_dict, check_positive, check_positive_int
+from airflow_wavespeed.utils.validation import (
+    MAX_OUTPUT_BYTES_BY_MEDIA,
+    check_dict,
+    check_positive,
+    check_positive_int,
+)
 
 MiB = 1024 * 1024
 
@@ -33,6 +38,10 @@ class RequestLimits:
         last byte of the answer, however the server paces it (a sync-mode submit may take
         ``sync_read_timeout`` more).
     :param transfer_timeout: the same for one upload or one output download.
+    :param transfer_min_rate: bytes per second an output download is given time for: one that announces
+        its length may take ``length / transfer_min_rate`` seconds when that is longer than
+        ``transfer_timeout`` (a 4 GiB video at the 1 MiB/s default: 68 min), up to what the largest
+        per-media cap needs; a body without a length keeps ``transfer_timeout``.
     :param max_response_bytes: the largest answer read (decompressed); a larger one is an error, not retried.
     :param max_base64_response_bytes: the same for answers that carry base64 images
         (``enable_base64_output``).
@@ -50,6 +59,7 @@ class RequestLimits:
         "retry_max_seconds",
         "request_timeout",
         "transfer_timeout",
+        "transfer_min_rate",
         "max_response_bytes",
         "max_base64_response_bytes",
     )
@@ -68,6 +78,7 @@ class RequestLimits:
         retry_max_seconds: Any = 120.0,
         request_timeout: Any = 120.0,
         transfer_timeout: Any = 900.0,
+        transfer_min_rate: int = MiB,
         max_response_bytes: int = 8 * MiB,
         max_base64_response_bytes: int = 64 * MiB,
     ) -> None:
@@ -82,10 +93,17 @@ class RequestLimits:
         self.retry_max_seconds = check_positive(retry_max_seconds, argument="retry_max_seconds")
         self.request_timeout = check_positive(request_timeout, argument="request_timeout")
         self.transfer_timeout = check_positive(transfer_timeout, argument="transfer_timeout")
+        self.transfer_min_rate = check_positive_int(transfer_min_rate, argument="transfer_min_rate")
         self.max_response_bytes = check_positive_int(max_response_bytes, argument="max_response_bytes")
         self.max_base64_response_bytes = check_positive_int(
             max_base64_response_bytes, argument="max_base64_response_bytes"
         )
+
+    def download_seconds(self, length: int | None) -> float:
+        """How long an output download of ``length`` announced bytes may take (see ``transfer_min_rate``)."""
+        if length is None:
+            return self.transfer_timeout
+        return max(self.transfer_timeout, min(length, max(MAX_OUTPUT_BYTES_BY_MEDIA.values())) / self.transfer_min_rate)
 
     def __repr__(self) -> str:
         values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.NAMES)

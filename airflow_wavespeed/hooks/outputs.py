@@ -143,7 +143,9 @@ class OutputDownloader:
     def open(self, url: str) -> Iterator[tuple[IO[bytes], int | None]]:
         """The body of ``url`` as a stream and its announced length, redirects checked hop by hop.
 
-        The whole download, read by the caller inside the ``with``, is bounded by ``transfer_timeout``.
+        The whole download, read by the caller inside the ``with``, is bounded by ``transfer_timeout``, or
+        longer for a large announced length (:meth:`RequestLimits.download_seconds`: a video at the
+        ``transfer_min_rate`` floor).
         """
         with Deadline(self.limits.transfer_timeout) as deadline:
             try:
@@ -153,10 +155,16 @@ class OutputDownloader:
             except Exception as error:
                 raise _download_error(url, deadline, error) from None
             with response:
-                length = response.headers.get("Content-Length")
+                length = content_length(response.headers.get("Content-Length"))
+                seconds = self.limits.download_seconds(length)
+                deadline.extend(
+                    seconds,
+                    why=f"transfer_timeout={self.limits.transfer_timeout:g} s grown for its announced {length} "
+                    f"bytes at transfer_min_rate={self.limits.transfer_min_rate} bytes/s",
+                )
                 response.raw.decode_content = True
                 stream: IO[bytes] = _Stream(response.raw, deadline, url)  # type: ignore[assignment]
-                yield stream, content_length(length)
+                yield stream, length
 
     def _follow(self, url: str, deadline: Deadline) -> requests.Response:
         timeout = (self.limits.connect_timeout, self.limits.read_timeout)
@@ -200,9 +208,10 @@ class _Stream(io.RawIOBase):
 
 def _download_error(url: str, deadline: Deadline, error: BaseException) -> WaveSpeedOutputError:
     if deadline.expired:
-        return WaveSpeedOutputError(
-            f"downloading output {redacted(url)} took longer than transfer_timeout={deadline.seconds:g} s"
+        limit = f"{deadline.seconds:g} s ({deadline.extended_for})" if deadline.extended_for else (
+            f"transfer_timeout={deadline.seconds:g} s"
         )
+        return WaveSpeedOutputError(f"downloading output {redacted(url)} took longer than {limit}")
     return WaveSpeedOutputError(f"downloading output {redacted(url)} failed: {transport_error(error, 'download')}")
 
 
