@@ -71,7 +71,7 @@ class WaveSpeedHook(CatalogCalls, HistoryMixin, BaseHook):
         :class:`~airflow_wavespeed.hooks.limits.RequestLimits` (``connect_timeout``, ``read_timeout``,
         ``sync_read_timeout``, ``upload_read_timeout``, ``max_attempts``, ``retry_min_wait``,
         ``retry_max_wait``, ``retry_max_seconds``, ``request_timeout``, ``transfer_timeout``,
-        ``max_response_bytes``, ``max_base64_response_bytes``). Operators pass their ``hook_params`` here.
+        ``max_response_bytes``, ``max_base64_response_bytes``, ``transfer_min_rate``). Operators pass their ``hook_params`` here.
     """
 
     conn_name_attr = "wavespeed_conn_id"
