@@ -134,7 +134,10 @@ def task_tab(record: TaskRecord, outputs: list[Shown], inputs: list[Shown], *, r
 
 
 def passes(name: str, record: TaskRecord, item: Shown | None) -> bool:
-    """Whether one output (``None``: a task without outputs) passes the gallery's filter."""
+    """Whether one output (``None``: a task without outputs) passes the gallery's filter. A task that
+    succeeded without outputs (a budget check, a prediction id handed on) has nothing to show."""
+    if item is None and record.state == "success":
+        return False
     if name == "flagged":
         return item is not None and item.flagged
     if name == "failed":
