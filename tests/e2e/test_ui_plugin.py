@@ -31,6 +31,7 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
 EDIT_DAG = "wavespeed_image_edit"
 BATCH_DAG = "wavespeed_batch_edit"
+SENSE_DAG = "wavespeed_submit_then_sense"
 MODULE_BUDGET_SECONDS = 240.0
 #: Model latency: long enough not to race Airflow's own deferral bookkeeping (see test_real_airflow).
 PROCESSING_SECONDS = 8.0
@@ -51,6 +52,7 @@ class Views:
         self.root = root
         self.runs: dict[str, str] = {}
         self.outsider_password = ""
+        self.emulator_url = ""
 
     @property
     def url(self) -> str:
@@ -93,16 +95,18 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
         }
         cluster = AirflowCluster(root, connection, budget, extra_env=extra)
         view = Views(cluster, root)
+        view.emulator_url = emulator.base_url.rstrip("/")
         passwords = json.loads((cluster.home / "passwords.json").read_text())
         view.outsider_password = passwords[OUTSIDER] = secrets.token_hex(8)
         (cluster.home / "passwords.json").write_text(json.dumps(passwords))
         cluster.migrate()
         cluster.start_all()
         cluster.wait_healthy()
-        cluster.wait_dags({EDIT_DAG, BATCH_DAG})
+        cluster.wait_dags({EDIT_DAG, BATCH_DAG, SENSE_DAG})
         view.runs = {
             EDIT_DAG: cluster.api.trigger(EDIT_DAG, {"output_name": "ui"}),
             BATCH_DAG: cluster.api.trigger(BATCH_DAG),
+            SENSE_DAG: cluster.api.trigger(SENSE_DAG),
         }
 
         def finished() -> bool:
@@ -184,11 +188,35 @@ def test_gallery_shows_every_output_of_the_mapped_batch(views: Views, browser: A
     assert len(images) == 3 and all(width > 0 for _, width in images), images
     assert page.locator(".cell").count() == 3
     assert "Make it a snowy winter morning" in page.inner_text("body")  # map_index_template labels
+    # The same gallery as Airflow shows it: a tab of the run's page.
+    page.goto(f"{views.url}/dags/{BATCH_DAG}/runs/{quote(run_id, safe='')}/plugin/wavespeed-gallery")
+    frame = page.wait_for_selector("iframe[title='WaveSpeed gallery']", timeout=60_000).content_frame()
+    frame.wait_for_selector(".cell", timeout=30_000)
+    images = loaded_images(frame)
+    assert len(images) == 3 and all(width > 0 for _, width in images), images
     screenshot(page, "ui-run-gallery.png")
     page.goto(f"{views.url}/wavespeed/run/{BATCH_DAG}/{quote(run_id, safe='')}?show=flagged")
     assert page.locator(".cell").count() == 0  # the emulator flags nothing
     page.goto(f"{views.url}/wavespeed/runs")
     assert run_id in page.inner_text("body") and views.runs[EDIT_DAG] in page.inner_text("body")
+    page.close()
+
+
+def test_sensor_outputs_load_from_wavespeed_and_other_tasks_say_so(views: Views, browser: Any) -> None:
+    """A sensor's outputs are WaveSpeed's own URLs (not stored): the browser loads them from there, the
+    page's CSP names that origin and no other; a plain @task's tab is one line."""
+    run = quote(views.runs[SENSE_DAG], safe="")
+    page = browser.new_page()
+    response = page.goto(f"{views.url}/wavespeed/ti/{SENSE_DAG}/{run}/wait_for_edit/{{MAP_INDEX}}")
+    assert response is not None and response.status == 200
+    emulator = views.emulator_url
+    assert f"img-src 'self' {emulator};" in response.headers["content-security-policy"]
+    images = loaded_images(page.main_frame)
+    assert images and all(src.startswith(emulator) and width > 0 for src, width in images), images
+    assert "will be deleted on" in page.inner_text("body")  # not stored: WaveSpeed's 7 days
+    response = page.goto(f"{views.url}/wavespeed/ti/{SENSE_DAG}/{run}/describe_outputs/-1")
+    assert response is not None and response.status == 200
+    assert page.inner_text("body").strip() == "describe_outputs is not a WaveSpeed task."
     page.close()
 
 

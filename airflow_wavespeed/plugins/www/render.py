@@ -128,8 +128,8 @@ def task_tab(record: TaskRecord, outputs: list[Shown], inputs: list[Shown], *, r
     label = record.rendered_map_index or (str(record.map_index) if record.map_index >= 0 else "")
     return (
         f"<h1>{e(record.task_id)}{' [' + e(label) + ']' if label else ''}</h1>"
-        f"<table class='summary'>{summary}</table><h2>Inputs</h2><div class='grid'>{inputs_html}</div>"
-        f"<h2>Outputs</h2>{outputs_html}{tries_html}"
+        f"<div class='top'><table class='summary'>{summary}</table><div><h2>Outputs</h2>{outputs_html}</div></div>"
+        f"<h2>Inputs</h2><div class='grid'>{inputs_html}</div>{tries_html}"
     )
 
 
