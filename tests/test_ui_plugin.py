@@ -121,6 +121,16 @@ def test_stored_outputs_presigned_local_and_flags(tmp_path: Path) -> None:
     assert items[0].origin == "https://s3.example" and items[1].origin is None
 
 
+def test_only_local_media_files_are_served(tmp_path: Path) -> None:
+    from airflow_wavespeed.plugins.www.outputs import local_output
+
+    (tmp_path / "out.png").write_bytes(b"png")
+    (tmp_path / "airflow.cfg").write_text("[api] secret_key = x")
+    outputs = [str(tmp_path / "out.png"), str(tmp_path / "airflow.cfg"), "relative.png", str(tmp_path / "gone.png")]
+    assert [local_output(outputs, n) for n in range(5)] == [outputs[0], None, None, None, None]
+    assert [item.kind for item in _shown(outputs, FRESH)] == ["image", "missing", "text", "missing"]
+
+
 def test_markup_in_outputs_and_inputs_is_escaped() -> None:
     hostile = "<script>alert(1)</script>"
     (text,) = _shown([hostile], FRESH)

@@ -142,7 +142,7 @@ def show_outputs(
             except Exception as error:  # no connection, no credentials: say so, show the URI
                 shown.append(Shown("missing", None, output, f"could not sign a link: {type(error).__name__}", flagged))
         elif output.startswith("/"):
-            if os.path.isfile(output) and os.access(output, os.R_OK):
+            if local_output(outputs, n) is not None:
                 shown.append(_show(kind, local_url(n), output, "stored on the api-server's machine", flagged))
             else:
                 where = f"on {hostname}" if hostname else "on the machine the task ran on"
@@ -155,10 +155,14 @@ def show_outputs(
 
 
 def local_output(outputs: list[Any], n: int) -> str | None:
-    """The task's n-th output when it is a readable local file (what the file endpoint may serve)."""
+    """The task's n-th output when it is a readable local media file (what the file endpoint may serve).
+
+    Only files named as media (image, video, audio, 3D): a ``return_value`` that names some other file on
+    the api-server's machine (a configuration file, a key) is not served to whoever may read the DAG.
+    """
     if not 0 <= n < len(outputs):
         return None
     path = outputs[n]
-    if not isinstance(path, str) or not path.startswith("/"):
+    if not isinstance(path, str) or not path.startswith("/") or media_of(path) == "other":
         return None
     return path if os.path.isfile(path) and os.access(path, os.R_OK) else None
