@@ -32,6 +32,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 EDIT_DAG = "wavespeed_image_edit"
 BATCH_DAG = "wavespeed_batch_edit"
 SENSE_DAG = "wavespeed_submit_then_sense"
+VIDEO_DAG = "wavespeed_ui_video"
 MODULE_BUDGET_SECONDS = 240.0
 #: Model latency: long enough not to race Airflow's own deferral bookkeeping (see test_real_airflow).
 PROCESSING_SECONDS = 8.0
@@ -78,6 +79,25 @@ class Views:
         ]
 
 
+def make_mp4(path: Path) -> Path:
+    """Two seconds of H.264 video with AAC audio, made by the ffmpeg that imageio-ffmpeg ships."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error",
+            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-f", "lavfi", "-i", "sine=frequency=440",
+            "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    return path
+
+
 @pytest.fixture(scope="module")
 def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
     budget = Budget(MODULE_BUDGET_SECONDS)
@@ -87,11 +107,16 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
     emulator = EmulatorProcess(api_key, root / "process-logs", budget, PROCESSING_SECONDS)
     cluster: AirflowCluster | None = None
     try:
+        dags = root / "dags"  # the example DAGs and the video run's record
+        shutil.copytree(REPO_ROOT / "example_dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(Path(__file__).with_name("ui_dags") / "wavespeed_ui_video.py", dags)
         connection = {"conn_type": "wavespeed", "password": api_key, "host": emulator.base_url}
         extra = {
             "AIRFLOW__CORE__AUTH_MANAGER": "tests.e2e.ui_auth.OutsiderAuthManager",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{OUTSIDER}:viewer",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "WAVESPEED_UI_VIDEO": str(make_mp4(root / "clip.mp4")),
         }
         cluster = AirflowCluster(root, connection, budget, extra_env=extra)
         view = Views(cluster, root)
@@ -102,11 +127,12 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
         cluster.migrate()
         cluster.start_all()
         cluster.wait_healthy()
-        cluster.wait_dags({EDIT_DAG, BATCH_DAG, SENSE_DAG})
+        cluster.wait_dags({EDIT_DAG, BATCH_DAG, SENSE_DAG, VIDEO_DAG})
         view.runs = {
             EDIT_DAG: cluster.api.trigger(EDIT_DAG, {"output_name": "ui"}),
             BATCH_DAG: cluster.api.trigger(BATCH_DAG),
             SENSE_DAG: cluster.api.trigger(SENSE_DAG),
+            VIDEO_DAG: cluster.api.trigger(VIDEO_DAG),
         }
 
         def finished() -> bool:
@@ -173,6 +199,26 @@ def test_tab_renders_the_edit_inside_airflows_task_page(views: Views, browser: A
     assert images and all(width > 0 for _, width in images), images
     assert all("/wavespeed/file/" in src for src, _ in images), images  # stored locally, served by the plugin
     screenshot(page, "ui-task-tab.png")
+    page.close()
+
+
+def test_tab_plays_a_stored_video(views: Views, browser: Any) -> None:
+    run_id = quote(views.runs[VIDEO_DAG], safe="")
+    page = browser.new_page()
+    page.goto(f"{views.url}/dags/{VIDEO_DAG}/runs/{run_id}/tasks/make_video/plugin/wavespeed-task")
+    frame = page.wait_for_selector("iframe[title='WaveSpeed']", timeout=60_000).content_frame()
+    video = frame.wait_for_selector("video", timeout=30_000)
+    state = video.evaluate(
+        """v => new Promise(done => {
+            if (v.readyState >= 3) return done(v.readyState);
+            v.addEventListener('canplay', () => done(v.readyState));
+            v.addEventListener('error', () => done(-(v.error ? v.error.code : 99)));
+            v.preload = 'auto'; v.load();
+        })"""
+    )
+    assert state >= 3, f"the video did not become playable (readyState/error {state})"
+    assert video.evaluate("v => v.duration") > 1.5
+    assert "/wavespeed/file/" in video.evaluate("v => v.currentSrc")
     page.close()
 
 
