@@ -11,12 +11,15 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_wavespeed.plugins.www.outputs import Shown, show_outputs
 from airflow_wavespeed.plugins.www.records import TaskRecord
 from airflow_wavespeed.plugins.www.render import media, passes, task_tab
+
+pytest_plugins = ["tests.s3_fixtures"]
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
 FRESH = {"created_at": "2026-12-03T12:00:00Z", "has_nsfw_contents": [False, True]}
@@ -119,6 +122,23 @@ def test_stored_outputs_presigned_local_and_flags(tmp_path: Path) -> None:
     ]
     assert [i.flagged for i in items] == [False, True]
     assert items[0].origin == "https://s3.example" and items[1].origin is None
+
+
+def test_s3_outputs_get_a_presigned_url_the_browser_can_load(s3: Any, bucket: str, sample_png: bytes) -> None:
+    """Through moto's server over HTTP: the URL made with ``aws_default`` serves the object, once per page."""
+    import requests
+
+    from airflow_wavespeed.plugins.www.app import Presigner
+
+    s3.put_object(Bucket=bucket, Key="out/0.png", Body=sample_png, ContentType="image/png")
+    presign = Presigner()
+    items = _shown([f"s3://{bucket}/out/0.png", f"s3://{bucket}/out/0.png"], FRESH, presign=presign)
+    assert [item.kind for item in items] == ["image", "image"]
+    assert items[0].src is not None and "Signature" in items[0].src
+    response = requests.get(items[0].src, timeout=10)
+    assert response.status_code == 200 and response.content == sample_png
+    unsigned = requests.get(items[0].src.split("?")[0], timeout=10)
+    assert unsigned.status_code == 403  # the object is not public: only the signed URL reads it
 
 
 def test_only_local_media_files_are_served(tmp_path: Path) -> None:

@@ -140,7 +140,7 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
             assert "failed" not in states.values(), f"a run failed: {states}"
             return all(state == "success" for state in states.values())
 
-        wait_for(finished, timeout=200, what="both runs to succeed", budget=budget, processes=cluster.live())
+        wait_for(finished, timeout=200, what="every run to succeed", budget=budget, processes=cluster.live())
         yield view
     finally:
         if cluster is not None:

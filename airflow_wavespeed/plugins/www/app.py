@@ -58,25 +58,33 @@ def parse_map_index(value: str) -> int:
         return -1
 
 
-def presign(uri: str) -> str:
-    """A presigned GET for an ``s3://`` URI, made here with ``[wavespeed] ui_aws_conn_id`` (default
-    ``aws_default``): the task's own connection id is not in what Airflow stores of a task."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.common.compat.sdk import conf
+class Presigner:
+    """Presigned GETs for ``s3://`` URIs, made here with ``[wavespeed] ui_aws_conn_id`` (default
+    ``aws_default``: what Airflow stores of a task does not keep its ``aws_conn_id``). One S3 client per
+    page, made on the first S3 output, so a gallery of 200 objects reads the connection once."""
 
-    from airflow_wavespeed.plugins.www.outputs import PRESIGN_SECONDS
+    def __init__(self) -> None:
+        self._client: Any = None
 
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    conn_id = conf.get("wavespeed", "ui_aws_conn_id", fallback="aws_default")
-    url = S3Hook(aws_conn_id=conn_id).generate_presigned_url(
-        client_method="get_object", params={"Bucket": bucket, "Key": key}, expires_in=PRESIGN_SECONDS
-    )
-    if not url:
-        raise RuntimeError(f"no presigned URL for {uri}")
-    return str(url)
+    def __call__(self, uri: str) -> str:
+        from airflow_wavespeed.plugins.www.outputs import PRESIGN_SECONDS
+
+        if self._client is None:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from airflow.providers.common.compat.sdk import conf
+
+            conn_id = conf.get("wavespeed", "ui_aws_conn_id", fallback="aws_default")
+            self._client = S3Hook(aws_conn_id=conn_id).get_conn()
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        url = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGN_SECONDS
+        )
+        if not url:
+            raise RuntimeError(f"no presigned URL for {uri}")
+        return str(url)
 
 
-def shown_outputs(dag_id: str, run_id: str, record: TaskRecord) -> list[Shown]:
+def shown_outputs(dag_id: str, run_id: str, record: TaskRecord, presign: Presigner) -> list[Shown]:
     base = f"{URL_PREFIX}/file/{quote(dag_id, safe='')}/{quote(run_id, safe='')}/{quote(record.task_id, safe='')}/{record.map_index}"
     return show_outputs(
         record.outputs,
@@ -87,7 +95,7 @@ def shown_outputs(dag_id: str, run_id: str, record: TaskRecord) -> list[Shown]:
     )
 
 
-def shown_inputs(record: TaskRecord) -> list[Shown]:
+def shown_inputs(record: TaskRecord, presign: Presigner) -> list[Shown]:
     """Input images as thumbnails when the browser can load them (URLs; S3 through a presigned URL)."""
     fields = record.rendered_fields or {}
     images = fields.get("images")
@@ -138,7 +146,8 @@ def create_app() -> FastAPI:
             raise HTTPException(404, "No such task instance")
         if not record.is_wavespeed:
             return html(render.not_wavespeed(task_id), "Not a WaveSpeed task")
-        outputs, inputs = shown_outputs(dag_id, run_id, record), shown_inputs(record)
+        presign = Presigner()
+        outputs, inputs = shown_outputs(dag_id, run_id, record, presign), shown_inputs(record, presign)
         return html(render.task_tab(record, outputs, inputs, run_id=run_id), f"WaveSpeed: {task_id}", outputs + inputs)
 
     @app.get("/run/{dag_id}/{run_id}", dependencies=read_task)
@@ -148,8 +157,9 @@ def create_app() -> FastAPI:
         with create_session() as session:
             records = run_tasks(session, dag_id, run_id)
         cells: list[tuple[TaskRecord, Shown | None]] = []
+        presign = Presigner()
         for record in records:
-            items = shown_outputs(dag_id, run_id, record)
+            items = shown_outputs(dag_id, run_id, record, presign)
             if not items:
                 if render.passes(show, record, None):
                     cells.append((record, None))
