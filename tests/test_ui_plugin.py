@@ -151,6 +151,17 @@ def test_only_local_media_files_are_served(tmp_path: Path) -> None:
     assert [item.kind for item in _shown(outputs, FRESH)] == ["image", "missing", "text", "missing"]
 
 
+def test_an_output_cannot_bend_the_pages_policy() -> None:
+    from airflow_wavespeed.plugins.www.app import csp
+
+    hostile = Shown("image", "https://a;script-src 'unsafe-inline' b/x.png", "x")
+    odd = Shown("image", "https://user@cdn.example/x.png", "x")
+    fine = Shown("image", "http://[::1]:8080/x.png", "x")
+    assert hostile.origin is None and odd.origin is None and fine.origin == "http://[::1]:8080"
+    policy = csp({item.origin for item in (hostile, odd, fine) if item.origin})
+    assert "script-src" not in policy and policy.count(";") == 6
+
+
 def test_markup_in_outputs_and_inputs_is_escaped() -> None:
     hostile = "<script>alert(1)</script>"
     (text,) = _shown([hostile], FRESH)

@@ -9,6 +9,7 @@ it, by its position in the task's XCom (never a path from the request). Anything
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -33,6 +34,8 @@ CONTENT_TYPES = {
     ".webm": "video/webm", ".mov": "video/quicktime", ".m4v": "video/mp4", ".mp3": "audio/mpeg",
     ".wav": "audio/wav", ".ogg": "audio/ogg", ".m4a": "audio/mp4", ".flac": "audio/flac", ".aac": "audio/aac",
 }  # fmt: skip
+#: A host[:port] (names, IPv4, bracketed IPv6) as a CSP source may carry it.
+_HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 #: What the browser may show inline; everything else is offered as a download.
 INLINE = ("image", "video", "audio")
 
@@ -60,6 +63,8 @@ class Shown:
         if not self.src or not self.src.startswith(("http://", "https://")):
             return None
         parts = urlsplit(self.src)
+        if not _HOST.fullmatch(parts.netloc):  # userinfo, spaces, ';': nothing that could bend the policy
+            return None
         return f"{parts.scheme}://{parts.netloc}"
 
 
