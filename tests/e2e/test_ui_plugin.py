@@ -243,8 +243,12 @@ def test_gallery_shows_every_output_of_the_mapped_batch(views: Views, browser: A
     screenshot(page, "ui-run-gallery.png")
     page.goto(f"{views.url}/wavespeed/run/{BATCH_DAG}/{quote(run_id, safe='')}?show=flagged")
     assert page.locator(".cell").count() == 0  # the emulator flags nothing
-    page.goto(f"{views.url}/wavespeed/runs")
-    assert run_id in page.inner_text("body") and views.runs[EDIT_DAG] in page.inner_text("body")
+    # The runs list, as Airflow's navigation shows it.
+    page.goto(f"{views.url}/plugin/wavespeed-runs")
+    frame = page.wait_for_selector("iframe[title='WaveSpeed runs']", timeout=60_000).content_frame()
+    frame.wait_for_selector("table", timeout=30_000)
+    listed = frame.inner_text("body")
+    assert run_id in listed and views.runs[EDIT_DAG] in listed, listed
     page.close()
 
 
