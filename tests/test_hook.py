@@ -28,8 +28,8 @@ from airflow_wavespeed.exceptions import (
     may_retry,
 )
 from airflow_wavespeed.hooks import event_loop
+from airflow_wavespeed.hooks.answers import parse_retry_after
 from airflow_wavespeed.hooks.event_loop import LoopResources
-from airflow_wavespeed.hooks.transport import parse_retry_after
 from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 from airflow_wavespeed.prediction import PredictionStatus
 from tests.conftest import connection_json

@@ -42,10 +42,10 @@ from airflow_wavespeed.exceptions import (
     WaveSpeedTimeoutError,
     WaveSpeedTransportError,
 )
+from airflow_wavespeed.hooks.answers import CappedBody
 from airflow_wavespeed.hooks.event_loop import LoopResources
 from airflow_wavespeed.hooks.limits import RequestLimits
 from airflow_wavespeed.hooks.outputs import OutputDownloader, OutputHostPolicy, is_public_address
-from airflow_wavespeed.hooks.transport import CappedBody
 from airflow_wavespeed.hooks.wavespeed import WaveSpeedHook
 from airflow_wavespeed.operators.image_edit import WaveSpeedImageEditOperator
 from airflow_wavespeed.prediction import accepted_outputs
@@ -458,7 +458,7 @@ def test_a_lookup_the_deadline_cut_is_still_known_unsent(hung_dns: list[str], mo
 def test_a_deadline_that_ended_in_time_stays_unexpired() -> None:
     """Read after its request finished (a malformed answer is judged then), a deadline says what the
     request saw, not whether the time has since run out."""
-    from airflow_wavespeed.hooks.transport import Deadline
+    from airflow_wavespeed.hooks.deadline import Deadline
 
     with Deadline(0.05) as deadline:
         pass
@@ -469,7 +469,7 @@ def test_a_deadline_that_ended_in_time_stays_unexpired() -> None:
 def test_a_link_local_address_keeps_its_scope_when_connected_to() -> None:
     """The connection connects to the looked-up address itself: an IPv6 scope (the interface of a
     link-local address) must survive, or the connect fails with EINVAL."""
-    from airflow_wavespeed.hooks.transport import _numeric_host
+    from airflow_wavespeed.hooks.deadline import _numeric_host
 
     answer = socket.getaddrinfo("fe80::1%lo", 80, 0, socket.SOCK_STREAM)[0][4]
     host = _numeric_host(answer)
@@ -484,7 +484,7 @@ def test_a_lookup_left_running_does_not_hold_up_the_task_process_exit() -> None:
     script = (
         "import socket, time\n"
         "socket.getaddrinfo = lambda *a, **k: time.sleep(600)\n"
-        "from airflow_wavespeed.hooks.transport import resolve\n"
+        "from airflow_wavespeed.hooks.deadline import resolve\n"
         "try:\n"
         "    resolve('cdn.hung.test', 443, 0.2)\n"
         "except TimeoutError as error:\n"
@@ -499,8 +499,8 @@ def test_a_lookup_left_running_does_not_hold_up_the_task_process_exit() -> None:
 
 def test_a_download_the_deadline_cut_short_is_an_error_even_without_a_length() -> None:
     """A body with no Content-Length simply ends when the deadline shuts its connection: never a success."""
+    from airflow_wavespeed.hooks.deadline import Deadline
     from airflow_wavespeed.hooks.outputs import _Stream
-    from airflow_wavespeed.hooks.transport import Deadline
 
     class Ended:
         def read(self, size: int) -> bytes:
@@ -811,7 +811,7 @@ def test_odd_headers_on_a_good_answer_are_no_crash(monkeypatch: pytest.MonkeyPat
         hook = WaveSpeedHook(max_attempts=1, **FAST)
         assert hook.get_prediction("p-odd").id == "p-odd"
         assert hook.submit(EDIT, {"images": ["https://example.com/a.png"], "prompt": "p"}).id == "p-odd"
-    from airflow_wavespeed.hooks.transport import content_length, parse_retry_after
+    from airflow_wavespeed.hooks.answers import content_length, parse_retry_after
 
     assert content_length("\u00b2") is None and content_length("12") == 12 and content_length(None) is None
     assert parse_retry_after("Mon, 01 Jan 99999999999999999999 00:00:00 GMT") is None

@@ -511,6 +511,8 @@ def test_a_dag_parse_loads_only_what_building_a_task_needs() -> None:
     runtime_only = (
         "airflow_wavespeed.hooks.wavespeed",
         "airflow_wavespeed.hooks.transport",
+        "airflow_wavespeed.hooks.answers",
+        "airflow_wavespeed.hooks.deadline",
         "airflow_wavespeed.triggers.prediction",
         "airflow.triggers.base",
         "airflow_wavespeed.prediction",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +50,21 @@ class EmulatorConfig:
     # The HTTP status of that code-5004 answer: the docs do not say whether it is 200 or 504.
     sync_timeout_http_status: int = 200
     max_upload_bytes: int = 64 * 1024 * 1024
-    # When > 0, output files are served padded with zeros to this many bytes (streamed).
+    # When > 0, output files are served padded to this many bytes (streamed): zeros after an image, a
+    # trailing ISO-BMFF `free` box after an MP4 (so it stays a valid MP4).
     large_output_bytes: int = 0
+    # Output URLs end in their extension (/outputs/{id}/0.mp4); False serves /outputs/{id}/0, as real CDN
+    # URLs often are.
+    output_url_extensions: bool = True
+    # None serves each output with its true Content-Type; a string serves every output with that one (a
+    # lying server, to prove a client types files by their bytes).
+    output_content_type: str | None = None
+    # processing_seconds times this factor per media a model makes: "image=1,audio=2,3d=3,video=4".
+    media_latency_factors: str = "image=1,text=1,audio=2,3d=3,video=4"
+    # Which price quotes answer: "price" (POST /api/v3/model/price), "pricing" (/model/pricing); the other 404s.
+    price_endpoints: str = "price,pricing"
+    # The discount_rate POST /api/v3/model/price answers; the billed (discounted) price is lowered by it.
+    price_discount_rate: float = 0.0
     # The API docs are ambiguous about a data: prefix on base64 outputs; clients must cope with both.
     base64_data_uri_prefix: bool = False
     fetch_timeout_seconds: float = 10.0
@@ -83,9 +97,25 @@ class EmulatorConfig:
         return dataclasses.asdict(self)
 
     def price_of(self, model: str) -> float | None:
-        """The quoted price of one run of ``model``: ``model_prices``, else ``price_usd``."""
+        """The base price of one run of ``model``: ``model_prices``, else the catalog's ``base_price`` of a
+        listed model, else ``price_usd`` (which is also GPT Image 2 Edit's price, as it always was)."""
+        from airflow_wavespeed.emulator import catalog
+
         prices = parse_model_prices(self.model_prices)
-        return prices.get(model, self.price_usd)
+        if model in prices:
+            return prices[model]
+        listed = catalog.find(model)
+        if listed is not None and model != catalog.EDIT_MODEL:
+            return listed.base_price
+        return self.price_usd
+
+    def latency_factor(self, media: str) -> float:
+        """How many times ``processing_seconds`` a model making ``media`` takes (1 when not named)."""
+        return parse_factors(self.media_latency_factors).get(media, 1.0)
+
+    def price_endpoint_enabled(self, name: str) -> bool:
+        """Whether the price quote ``name`` (``price`` or ``pricing``) answers, or 404s."""
+        return name in parse_endpoints(self.price_endpoints)
 
     def copy(self) -> EmulatorConfig:
         """An independent copy (all fields are immutable values)."""
@@ -146,12 +176,20 @@ def coerce_field(name: str, value: Any, *, from_text: bool = False) -> Any:
             raise ValueError("scale must be > 0")
         return number
     if base is str:
+        if name == "media_latency_factors" and isinstance(value, Mapping):
+            value = ",".join(f"{key}={factor}" for key, factor in value.items())
+        if name == "price_endpoints" and isinstance(value, Sequence) and not isinstance(value, str):
+            value = ",".join(str(item) for item in value)
         if not isinstance(value, str):
             raise ValueError(f"{name} must be a string")
         if name in ("retry_after", "unavailable_retry_after"):
             _check_retry_after(value)
         if name == "model_prices":
             parse_model_prices(value)
+        if name == "media_latency_factors":
+            parse_factors(value)
+        if name == "price_endpoints":
+            parse_endpoints(value)
         return value
     raise ValueError(f"{name} has an unsupported type")  # pragma: no cover - all fields are covered
 
@@ -193,6 +231,32 @@ def parse_model_prices(text: str | None) -> dict[str, float | None]:
             raise ValueError("model_prices: a price must be >= 0")
         prices[model.strip()] = value
     return prices
+
+
+def parse_factors(text: str | Mapping[str, float]) -> dict[str, float]:
+    """``"video=4,audio=2"`` (or a mapping) as ``{"video": 4.0, "audio": 2.0}``; ValueError otherwise."""
+    items = text.items() if isinstance(text, Mapping) else (
+        part.strip().partition("=")[::2] for part in text.split(",") if part.strip()
+    )  # fmt: skip
+    factors: dict[str, float] = {}
+    for media, factor in items:
+        try:
+            value = float(factor)
+        except (TypeError, ValueError):
+            raise ValueError(f"media_latency_factors: {factor!r} for {media!r} is not a number") from None
+        if not media or value < 0:
+            raise ValueError("media_latency_factors: write media=factor, e.g. video=4, with factors >= 0")
+        factors[str(media).strip()] = value
+    return factors
+
+
+def parse_endpoints(value: str | Sequence[str]) -> set[str]:
+    """``"price,pricing"`` (or a list) as a set; ValueError for a name that is neither."""
+    names = {part.strip() for part in (value.split(",") if isinstance(value, str) else value) if part.strip()}
+    unknown = names - {"price", "pricing"}
+    if unknown:
+        raise ValueError(f"price_endpoints: {sorted(unknown)} unknown; allowed: price, pricing")
+    return names
 
 
 def _check_retry_after(value: str) -> None:

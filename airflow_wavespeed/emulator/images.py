@@ -121,13 +121,13 @@ def render_edit(
     """
     from PIL import Image, ImageOps
 
-    first = _open_rgb(inputs[0])
+    first = open_rgb(inputs[0])
     ratio = aspect_ratio or nearest_aspect_ratio(*first.size)
     size = output_size(ratio, scale)
     canvas = ImageOps.fit(first, size, method=Image.Resampling.BILINEAR)
     canvas = Image.blend(canvas, Image.new("RGB", size, prompt_colour(prompt)), 0.35)
     _paste_thumbnails(canvas, inputs[1:])
-    _draw_banner(canvas, prompt)
+    draw_banner(canvas, prompt)
     return _encode(canvas, output_format)
 
 
@@ -142,7 +142,7 @@ def render_generated(prompt: str, aspect_ratio: str, scale: float, output_format
     mask = mask.resize(size, Image.Resampling.BILINEAR)
     canvas = Image.composite(Image.new("RGB", size, colour), Image.new("RGB", size, complement), mask)
     if prompt:
-        _draw_banner(canvas, prompt)
+        draw_banner(canvas, prompt)
     return _encode(canvas, output_format)
 
 
@@ -165,7 +165,7 @@ def render_sample_input(width: int = 512, height: int = 512) -> bytes:
     return _encode(canvas, "png")
 
 
-def _open_rgb(data: bytes) -> PILImage.Image:
+def open_rgb(data: bytes) -> PILImage.Image:
     """Decode any accepted format to RGB (first frame of animations, alpha dropped)."""
     from PIL import Image
 
@@ -188,7 +188,7 @@ def _paste_thumbnails(canvas: PILImage.Image, others: Sequence[bytes]) -> None:
     margin = max(1, side // 10)
     per_row = max(1, (canvas.width - margin) // (side + margin))
     for index, data in enumerate(others):
-        thumb = ImageOps.fit(_open_rgb(data), (side, side))
+        thumb = ImageOps.fit(open_rgb(data), (side, side))
         thumb = ImageOps.expand(thumb, border=max(1, side // 32), fill=(255, 255, 255))
         row, column = divmod(index, per_row)
         x = canvas.width - (column + 1) * (side + margin)
@@ -196,7 +196,7 @@ def _paste_thumbnails(canvas: PILImage.Image, others: Sequence[bytes]) -> None:
         canvas.paste(thumb, (max(0, x), y))
 
 
-def _draw_banner(canvas: PILImage.Image, prompt: str) -> None:
+def draw_banner(canvas: PILImage.Image, prompt: str) -> None:
     """The prompt, wrapped to at most three lines, on a semi-opaque band at the bottom."""
     from PIL import Image, ImageDraw, ImageFont
 

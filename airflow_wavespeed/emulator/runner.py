@@ -10,7 +10,6 @@ from types import TracebackType
 
 from aiohttp import web
 
-from airflow_wavespeed.emulator import images
 from airflow_wavespeed.emulator.config import EmulatorConfig
 from airflow_wavespeed.emulator.server import create_app
 from airflow_wavespeed.emulator.state import EmulatorState, Prediction, RequestRecord, StoredFile
@@ -150,11 +149,14 @@ class Emulator:
         return self._state.uploads
 
     def add_upload(self, data: bytes, filename: str = "input.png") -> str:
-        """Store an image as if uploaded (no HTTP, nothing logged); answers its download URL."""
-        kind = images.detect_image_type(data)
-        if kind is None:
-            raise ValueError("not a JPG, PNG, WebP, GIF, BMP or TIFF image")
-        return self.base_url + self._state.store_upload(data, kind, filename)
+        """Store a file as if uploaded (no HTTP, nothing logged); answers its download URL. Takes what the
+        upload route takes: images, video, audio and 3D, typed by their bytes."""
+        from airflow_wavespeed.emulator.uploads import UPLOAD_MEDIA, upload_type
+
+        found = upload_type(data)
+        if found is None:
+            raise ValueError(f"not an accepted {', '.join(UPLOAD_MEDIA)} file")
+        return self.base_url + self._state.store_upload(data, found.ext, filename)
 
     def submit_count(self, include_rejected: bool = False) -> int:
         """Submit POSTs that created a prediction; with include_rejected, every submit POST received."""

@@ -9,137 +9,49 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import math
 import random
-import re
 import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
-from yarl import URL
 
-from airflow_wavespeed.emulator import images
+from airflow_wavespeed.emulator import catalog, fetch, render
 from airflow_wavespeed.emulator.config import EmulatorConfig
+from airflow_wavespeed.emulator.records import (
+    FetchFailed,
+    Prediction,
+    PredictionSpec,
+    RequestRecord,
+    StoredFile,
+    UploadTicket,
+    media_type,
+    safe_filename,
+)
+
+__all__ = [
+    "EMULATED_FAILURE",
+    "TERMINAL_STATUSES",
+    "EmulatorState",
+    "FetchFailed",
+    "Prediction",
+    "PredictionSpec",
+    "RequestRecord",
+    "StoredFile",
+    "UploadTicket",
+    "safe_filename",
+]
 
 TERMINAL_STATUSES = frozenset({"completed", "failed"})
 EMULATED_FAILURE = "Emulated failure: the model rejected this request"
 
-_READ_CHUNK = 1 << 16
 # A poll that is otherwise due to complete waits this long for a still-running render, so that
 # processing_polls=N means exactly N polls instead of racing the renderer thread.
 _POLL_WORK_WAIT = 5.0
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One served request, as tests see it: no headers and no bodies, on purpose."""
-
-    method: str
-    path: str
-    status: int | Literal["dropped"]
-    prediction_id: str | None
-    time: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON view for the control endpoint."""
-        return {
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "prediction_id": self.prediction_id,
-            "time": self.time,
-        }
-
-
-@dataclass
-class StoredFile:
-    """Bytes of an uploaded file, served back under /media like the real CDN would."""
-
-    data: bytes = field(repr=False)
-    content_type: str
-    filename: str
-
-
-@dataclass
-class UploadTicket:
-    """A pending presigned-style upload (the SDK's ticket + PUT flow)."""
-
-    upload_id: str
-    filename: str
-
-
-@dataclass
-class Prediction:
-    """Server-side state of one prediction. Tests may read it; only the server thread writes it."""
-
-    id: str
-    model: str
-    prompt: str
-    image_urls: list[str]
-    aspect_ratio: str | None
-    output_format: str
-    base64_output: bool
-    sync: bool
-    base_url: str
-    created_at: str
-    created_monotonic: float
-    required_polls: int
-    required_seconds: float
-    nsfw: bool
-    fail_reason: str | None
-    generated: bool = False
-    polls: int = 0
-    status: str = "created"
-    outputs: list[str] = field(default_factory=list)
-    error: str = ""
-    inference_ms: int = 0
-    work_error: str | None = None
-    output_bytes: bytes | None = field(default=None, repr=False)
-    work: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    @property
-    def output_path(self) -> str:
-        """Path of the single output file."""
-        return f"/outputs/{self.id}/0.{self.output_format}"
-
-    def data(self) -> dict[str, Any]:
-        """The `data` object of the API envelope for the current state."""
-        completed = self.status == "completed"
-        return {
-            "id": self.id,
-            "model": self.model,
-            "outputs": list(self.outputs),
-            "urls": {"get": f"{self.base_url}/api/v3/predictions/{self.id}/result"},
-            "has_nsfw_contents": [self.nsfw] * len(self.outputs) if completed else [],
-            "status": self.status,
-            "created_at": self.created_at,
-            "error": self.error,
-            "timings": {"inference": self.inference_ms},
-        }
-
-
-class FetchFailed(Exception):
-    """An input image could not be fetched; the message is the reason."""
-
-
-@dataclass
-class PredictionSpec:
-    """Validated submit inputs, as the HTTP layer hands them to the state."""
-
-    prompt: str
-    image_urls: list[str]
-    aspect_ratio: str | None
-    output_format: str
-    sync: bool
-    base64_output: bool
-    generated: bool
 
 
 class EmulatorState:
@@ -268,10 +180,13 @@ class EmulatorState:
             created_at=now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
             created_monotonic=time.monotonic(),
             required_polls=config.processing_polls,
-            required_seconds=config.processing_seconds,
+            required_seconds=config.processing_seconds * config.latency_factor(catalog.media_of(spec.kind)),
             nsfw="[nsfw]" in spec.prompt,
             fail_reason=EMULATED_FAILURE if failing else None,
             generated=spec.generated,
+            kind=spec.kind,
+            params=spec.params,
+            media_urls=spec.media_urls,
         )
         with self._lock:
             self._predictions[prediction.id] = prediction
@@ -294,7 +209,7 @@ class EmulatorState:
         name = safe_filename(filename, kind)
         upload_id = upload_id or uuid.uuid4().hex
         with self._lock:
-            self._uploads[upload_id] = StoredFile(data, images.CONTENT_TYPES[kind], name)
+            self._uploads[upload_id] = StoredFile(data, media_type(kind).content_type, name)
         return f"/media/{upload_id}/{name}"
 
     def get_upload(self, upload_id: str, filename: str) -> StoredFile | None:
@@ -369,18 +284,29 @@ class EmulatorState:
 
     def _complete(self, prediction: Prediction) -> None:
         data = prediction.output_bytes or b""
-        if prediction.base64_output:
+        suffix = f".{prediction.output_ext}" if self.config.output_url_extensions else ""
+        prediction.output_path = f"/outputs/{prediction.id}/0{suffix}"
+        if prediction.output_text is not None:
+            prediction.outputs = [prediction.output_text]  # an LLM answers text, not a file
+        elif prediction.base64_output:
             encoded = base64.b64encode(data).decode("ascii")
             if self.config.base64_data_uri_prefix:
-                encoded = f"data:{images.CONTENT_TYPES[prediction.output_format]};base64,{encoded}"
+                encoded = f"data:{prediction.output_content_type};base64,{encoded}"
             prediction.outputs = [encoded]
         else:
             prediction.outputs = [prediction.base_url + prediction.output_path]
         prediction.status = "completed"
-        price = self.config.price_of(prediction.model)
+        price = self.price_of(prediction.model, prediction.params)
         if price:
             # Billed on completion, as the account's balance shows it.
             self.config.balance = max(0.0, round(self.config.balance - price, 6))
+
+    def price_of(self, model: str, inputs: dict[str, Any]) -> float | None:
+        """What one run of ``model`` with ``inputs`` costs (the quote; after the configured discount)."""
+        quoted = catalog.price(model, inputs, self.config.price_of(model))
+        if quoted is None:
+            return None
+        return round(quoted * (1 - self.config.price_discount_rate), 6)
 
     async def _work(self, prediction: Prediction) -> None:
         """Background task of a prediction; an interrupted one fails instead of hanging in processing."""
@@ -391,84 +317,39 @@ class EmulatorState:
             raise
 
     async def _fetch_and_render(self, prediction: Prediction) -> None:
-        """Fetch every input image, then render the output in a worker thread (never on the loop)."""
+        """Fetch every input file, then render the output in a worker thread (never on the loop)."""
+        base = prediction.base_url
         try:
-            inputs = await asyncio.gather(
-                *(self._fetch_input(url, prediction) for url in prediction.image_urls)
+            inputs = await asyncio.gather(*(fetch.fetch_input(self, url, base) for url in prediction.image_urls))
+            others = await asyncio.gather(
+                *(fetch.fetch_input(self, url, base, media) for media, url in prediction.media_urls)
             )
         except FetchFailed as exc:
             prediction.work_error = str(exc)
             return
         if prediction.fail_reason is not None:
             return
-        scale, fmt = self.config.scale, prediction.output_format
-        if prediction.generated or not inputs:
-            ratio = prediction.aspect_ratio or "1:1"
-            render = functools.partial(images.render_generated, prediction.prompt, ratio, scale, fmt)
-        else:
-            render = functools.partial(
-                images.render_edit, inputs, prediction.prompt, prediction.aspect_ratio, scale, fmt
-            )
+        job = render.Job(
+            kind=prediction.kind,
+            prompt=prediction.prompt,
+            params=dict(prediction.params),
+            aspect_ratio=prediction.aspect_ratio,
+            output_format=prediction.output_format,
+            scale=self.config.scale,
+            images=list(inputs),
+        )
+        for (media, _), data in zip(prediction.media_urls, others, strict=True):
+            job.media_inputs.setdefault(media, []).append(data)
         started = time.perf_counter()
         try:
-            prediction.output_bytes = await asyncio.get_running_loop().run_in_executor(None, render)
-        except Exception as exc:  # e.g. a corrupt image that passed the magic-byte check
-            prediction.work_error = f"Failed to process input image: {exc}"
+            output = await asyncio.get_running_loop().run_in_executor(None, render.render, job)
+        except Exception as exc:  # e.g. a corrupt file that passed the magic-byte check
+            what = "file" if prediction.media_urls else "image"
+            prediction.work_error = f"Failed to process input {what}: {exc}"
             return
+        prediction.output_bytes, prediction.output_text = output.data, output.text
+        prediction.output_ext, prediction.output_content_type = output.ext, output.content_type
         prediction.inference_ms = max(1, math.ceil((time.perf_counter() - started) * 1000))
-
-    async def _fetch_input(self, url: str, prediction: Prediction) -> bytes:
-        try:
-            data = await self._fetch_bytes(url, prediction.base_url)
-        except FetchFailed as exc:
-            raise FetchFailed(f"Failed to fetch input image {url}: {exc}") from None
-        if images.detect_image_type(data) is None:
-            raise FetchFailed(f"Failed to fetch input image {url}: not a supported image")
-        return data
-
-    async def _fetch_bytes(self, url: str, base_url: str) -> bytes:
-        try:
-            parsed = URL(url)
-        except ValueError:
-            raise FetchFailed("invalid URL") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise FetchFailed("only http and https URLs are supported")
-        if self._is_own_url(parsed, base_url):
-            local = self.local_file(parsed.path)
-            if local is None:
-                raise FetchFailed("HTTP 404")
-            return local
-        if self.session is None:
-            raise FetchFailed("emulator is shutting down")
-        limit = self.config.max_upload_bytes
-        timeout = aiohttp.ClientTimeout(total=self.config.fetch_timeout_seconds)
-        try:
-            async with self.session.get(url, timeout=timeout) as response:
-                if not 200 <= response.status < 300:
-                    raise FetchFailed(f"HTTP {response.status}")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(_READ_CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise FetchFailed(f"larger than {limit} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except asyncio.TimeoutError:
-            raise FetchFailed(f"timed out after {self.config.fetch_timeout_seconds:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise FetchFailed(str(exc) or type(exc).__name__) from None
-
-    def _is_own_url(self, url: URL, base_url: str) -> bool:
-        """Whether a URL points at this emulator, so it is read from memory instead of over HTTP."""
-        if not url.path.startswith(("/media/", "/outputs/")):
-            return False
-        origins = {URL(base_url).origin()}
-        if self.config.public_base_url:
-            origins.add(URL(self.config.public_base_url).origin())
-        if url.origin() in origins:
-            return True
-        return url.host in _LOOPBACK_HOSTS and url.port in self.bound_ports
 
     def local_file(self, path: str) -> bytes | None:
         """Bytes behind one of the emulator's own /media or /outputs paths."""
@@ -484,11 +365,3 @@ class EmulatorState:
             return None
         return prediction.output_bytes
 
-
-def safe_filename(filename: str | None, kind: str) -> str:
-    """A URL-safe file name: basename, [A-Za-z0-9._-] only, with an extension."""
-    base = re.split(r"[\\/]", filename or "")[-1]
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")[:128] or "upload"
-    if "." not in name:
-        name = f"{name}.{images.EXTENSIONS[kind]}"
-    return name

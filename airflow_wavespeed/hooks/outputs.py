@@ -13,7 +13,7 @@ So :class:`OutputHostPolicy` allows:
 
 Redirects are followed by hand, every hop checked by the same rules (its DNS lookup bounded in time:
 the name is the answer's choice), and the address each connection actually reached is checked again
-(:data:`~airflow_wavespeed.hooks.transport.PeerCheck`), so a DNS answer cannot change between the check
+(:data:`~airflow_wavespeed.hooks.deadline.PeerCheck`), so a DNS answer cannot change between the check
 and the use. That only images are stored is decided by the bytes,
 in :mod:`airflow_wavespeed.utils.storage`.
 """
@@ -31,14 +31,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedOutputError, WaveSpeedOutputRefusedError
+from airflow_wavespeed.hooks.answers import content_length
+from airflow_wavespeed.hooks.deadline import Deadline, guarded_session, resolve
 from airflow_wavespeed.hooks.limits import RequestLimits
-from airflow_wavespeed.hooks.transport import (
-    Deadline,
-    content_length,
-    guarded_session,
-    resolve,
-    transport_error,
-)
+from airflow_wavespeed.hooks.transport import transport_error
 
 #: Redirect hops followed from one output URL.
 MAX_REDIRECTS = 5
