@@ -64,6 +64,11 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_wavespeed.links.WaveSpeedPredictionLink"],
+        # The UI views. Airflow loads provider-info plugins only with [core] lazy_discover_providers=False,
+        # so the same class is also an ``airflow.plugins`` entry point (pyproject.toml), loaded always.
+        "plugins": [
+            {"name": "wavespeed", "plugin-class": "airflow_wavespeed.plugins.wavespeed_plugin.WaveSpeedPlugin"}
+        ],
         "connection-types": [
             {
                 "connection-type": "wavespeed",
