@@ -1,6 +1,6 @@
 """WaveSpeedBudgetOperator: refuse a whole batch before its first submit when it would cost too much.
 
-Put it upstream of mapped edits: it asks WaveSpeed to quote every edit (``POST /api/v3/model/pricing``,
+Put it upstream of mapped edits: it asks WaveSpeed to quote every edit (``POST /api/v3/model/price``,
 which bills nothing), adds the quotes up, and fails without retries when the total is above the budget,
 when any quote is unknown, or when the account balance is below the floor given. The mapped edits then
 never run, so nothing of the batch is submitted.
