@@ -184,3 +184,25 @@ def test_gallery_filters() -> None:
     assert passes("failed", record, None) and not passes("failed", done, flagged)
     assert passes("pending", TaskRecord("t", 2, "deferred", "W", 1, None, None, None), None)
     assert not passes("all", done, None)  # succeeded without outputs: nothing to show
+
+
+def test_s3_links_are_signed_with_the_connection_the_task_recorded(
+    s3: Any, bucket: str, sample_png: bytes, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task's own ``aws_conn_id`` (in its prediction XCom) signs its links; ``aws_default`` is not used."""
+    import requests
+
+    from airflow_wavespeed.plugins.www.app import Presigner, shown_outputs
+    from tests.s3_fixtures import aws_connection_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_TASK_AWS", aws_connection_json(moto_endpoint))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection_json("http://127.0.0.1:9"))  # nothing listens
+    s3.put_object(Bucket=bucket, Key="out/0.png", Body=sample_png, ContentType="image/png")
+    record = TaskRecord(
+        task_id="edit", map_index=-1, state="success", operator="WaveSpeedImageEditOperator", try_number=1,
+        hostname="worker-1", start_date=NOW, end_date=NOW,
+        xcoms={"return_value": [f"s3://{bucket}/out/0.png"], "prediction": {**FRESH, "aws_conn_id": "task_aws"}},
+    )  # fmt: skip
+    (item,) = shown_outputs("dag", "run", record, Presigner())
+    assert item.src is not None and item.src.startswith(moto_endpoint)
+    assert requests.get(item.src, timeout=10).content == sample_png

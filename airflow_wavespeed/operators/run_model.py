@@ -328,6 +328,8 @@ class WaveSpeedRunModelOperator(ModelInputsMixin, ResumeMixin, SafeguardsMixin, 
             if self.output_uri:
                 copies = self.store(context, prediction.id, outputs)
                 metadata["stored"] = [copy.to_xcom() for copy in copies]
+                if str(self.output_uri).startswith("s3://"):
+                    metadata["aws_conn_id"] = self.aws_conn_id  # the UI presigns its links with it
                 outputs = [copy.location for copy in copies]
                 self.log.info(
                     "Stored the outputs of prediction %s: %s",

@@ -9,6 +9,7 @@ redirects to a URL an answer names, and the API key is never read here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -59,29 +60,42 @@ def parse_map_index(value: str) -> int:
 
 
 class Presigner:
-    """Presigned GETs for ``s3://`` URIs, made here with ``[wavespeed] ui_aws_conn_id`` (default
-    ``aws_default``: what Airflow stores of a task does not keep its ``aws_conn_id``). One S3 client per
-    page, made on the first S3 output, so a gallery of 200 objects reads the connection once."""
+    """Presigned GETs for ``s3://`` URIs, made here with the AWS connection the task recorded in its
+    ``prediction`` XCom (``aws_conn_id``), else ``[wavespeed] ui_aws_conn_id`` (default ``aws_default``:
+    a task that recorded none, such as ``WaveSpeedToS3Operator``). One S3 client per connection and page,
+    made on the first S3 output, so a gallery of 200 objects reads each connection once."""
 
     def __init__(self) -> None:
-        self._client: Any = None
+        self._clients: dict[str, Any] = {}
 
-    def __call__(self, uri: str) -> str:
+    def using(self, conn_id: str | None) -> Callable[[str], str]:
+        """Presigning with ``conn_id`` (None: the configured default)."""
+        return lambda uri: self(uri, conn_id)
+
+    def __call__(self, uri: str, conn_id: str | None = None) -> str:
         from airflow_wavespeed.plugins.www.outputs import PRESIGN_SECONDS
 
-        if self._client is None:
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        if not conn_id:
             from airflow.providers.common.compat.sdk import conf
 
             conn_id = conf.get("wavespeed", "ui_aws_conn_id", fallback="aws_default")
-            self._client = S3Hook(aws_conn_id=conn_id).get_conn()
+        if conn_id not in self._clients:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            self._clients[conn_id] = S3Hook(aws_conn_id=conn_id).get_conn()
         bucket, _, key = uri[len("s3://") :].partition("/")
-        url = self._client.generate_presigned_url(
+        url = self._clients[conn_id].generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGN_SECONDS
         )
         if not url:
             raise RuntimeError(f"no presigned URL for {uri}")
         return str(url)
+
+
+def _task_presign(record: TaskRecord, presign: Presigner) -> Callable[[str], str]:
+    """Presigning with the AWS connection the task itself used, when it recorded one."""
+    conn_id = record.prediction.get("aws_conn_id")
+    return presign.using(conn_id if isinstance(conn_id, str) else None)
 
 
 def shown_outputs(dag_id: str, run_id: str, record: TaskRecord, presign: Presigner) -> list[Shown]:
@@ -90,7 +104,7 @@ def shown_outputs(dag_id: str, run_id: str, record: TaskRecord, presign: Presign
         record.outputs,
         record.prediction,
         local_url=lambda n: f"{base}/{n}",
-        presign=presign,
+        presign=_task_presign(record, presign),
         hostname=record.hostname,
     )
 
@@ -98,6 +112,7 @@ def shown_outputs(dag_id: str, run_id: str, record: TaskRecord, presign: Presign
 def shown_inputs(record: TaskRecord, presign: Presigner) -> list[Shown]:
     """Input images as thumbnails when the browser can load them (URLs; S3 through a presigned URL)."""
     fields = record.rendered_fields or {}
+    sign = _task_presign(record, presign)
     images = fields.get("images")
     if images is None and isinstance(fields.get("inputs"), dict):
         images = fields["inputs"].get("images") or fields["inputs"].get("image")
@@ -110,7 +125,7 @@ def shown_inputs(record: TaskRecord, presign: Presigner) -> list[Shown]:
             shown.append(Shown("image", location, location))
         elif location.startswith("s3://"):
             try:
-                shown.append(Shown("image", presign(location), location))
+                shown.append(Shown("image", sign(location), location))
             except Exception as error:
                 shown.append(Shown("missing", None, location, f"could not sign a link: {type(error).__name__}"))
         else:
