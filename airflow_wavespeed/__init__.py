@@ -63,6 +63,9 @@ def get_provider_info() -> dict[str, Any]:
                 "python-module": "airflow_wavespeed.transfers.wavespeed_to_s3",
             }
         ],
+        "task-decorators": [
+            {"name": "wavespeed", "class-name": "airflow_wavespeed.decorators.wavespeed.wavespeed_task"}
+        ],
         "extra-links": ["airflow_wavespeed.links.WaveSpeedPredictionLink"],
         # The UI views. Airflow loads provider-info plugins only with [core] lazy_discover_providers=False,
         # so the same class is also an ``airflow.plugins`` entry point (pyproject.toml), loaded always.

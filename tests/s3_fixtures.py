@@ -88,13 +88,14 @@ def put_png(s3: Any, bucket: str, key: str, data: bytes) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def load_example_dags(monkeypatch: pytest.MonkeyPatch, bucket: str) -> dict[str, Any]:
-    """The S3 example's DAGs, writing to ``bucket``, stored in the metadata DB for ``dag.test()``."""
+def load_example_dags(monkeypatch: pytest.MonkeyPatch, bucket: str, path: Path = S3_EXAMPLE_DAG) -> dict[str, Any]:
+    """The DAGs of an S3 example (by default ``wavespeed_s3_pipeline``), writing to ``bucket``, stored in
+    the metadata DB for ``dag.test()``."""
     from tests.conftest import load_dag_bag
 
     monkeypatch.setenv("WAVESPEED_S3_BUCKET", bucket)
     monkeypatch.setenv("WAVESPEED_POLL_INTERVAL", "0.05")
-    bag: Any = load_dag_bag(S3_EXAMPLE_DAG)
+    bag: Any = load_dag_bag(path)
     assert not bag.import_errors
     _write_to_db(bag)
     return bag.dags

@@ -50,7 +50,7 @@ EXAMPLE_EDITS = [
 
 def test_every_example_dag_parses(dag_bag: Any) -> None:
     assert dag_bag.import_errors == {}
-    expected = {"wavespeed_image_edit", "wavespeed_submit_then_sense", "wavespeed_batch_edit"}
+    expected = {"wavespeed_image_edit", "wavespeed_submit_then_sense", "wavespeed_batch_edit", "wavespeed_content_pipeline"}
     assert expected <= set(dag_bag.dag_ids)
 
 
