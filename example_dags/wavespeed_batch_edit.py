@@ -6,7 +6,9 @@ prompt as its label in the UI (``map_index_template``) instead of 0, 1, 2.
 
 Spend: ``check_budget`` quotes the whole batch first (WaveSpeed's pricing endpoint bills nothing) and
 fails, before any edit is submitted, when the total is above ``WAVESPEED_BATCH_BUDGET_USD`` (default
-1.00) or a price is unknown; each edit also refuses to submit when its own quote is above 0.25 USD.
+1.00) or a price is unknown. It then shares the budget out among the edits (its return value, which the
+edits are mapped over): each edit holds its share as ``max_cost_usd`` over all its tries (Airflow >= 3.3),
+so the batch with its retries never spends more than the budget.
 
 Concurrency: to cap how many edits are submitted at once (your account tier's concurrent-task limit),
 create a pool and name it in ``WAVESPEED_POOL``, e.g. ``airflow pools set wavespeed 4 "WaveSpeed"`` and
@@ -49,17 +51,16 @@ with DAG(
         task_id="check_budget",
         model=GPT_IMAGE_2_EDIT,
         inputs=[{"prompt": edit["prompt"], "aspect_ratio": "1:1"} for edit in EDITS],
+        task_kwargs=EDITS,  # what each mapped edit is given, with its share of the budget as max_cost_usd
         max_total_cost_usd=float(os.environ.get("WAVESPEED_BATCH_BUDGET_USD", "1.00")),
     )
-    edits = WaveSpeedImageEditOperator.partial(
+    WaveSpeedImageEditOperator.partial(
         task_id="edit",
         aspect_ratio="1:1",
-        max_cost_usd=0.25,
         map_index_template=PROMPT_LABEL,  # each mapped edit shows its prompt in the UI
         output_uri=OUTPUT_DIR,
         key_template="{run_id}/{map_index}_{prediction_id}.{ext}",
         deferrable=True,
         poll_interval=float(os.environ.get("WAVESPEED_POLL_INTERVAL", "2")),
         pool=os.environ.get("WAVESPEED_POOL", "default_pool"),
-    ).expand_kwargs(EDITS)
-    check_budget >> edits
+    ).expand_kwargs(check_budget.output)

@@ -270,6 +270,70 @@ def test_a_task_with_retries_stops_at_its_budget_across_tries(airflow_db: None, 
         assert wavespeed_conn.submit_count(include_rejected=True) == 1 + dag.get_task("generate").retries
 
 
+def test_a_batch_with_retries_stops_at_the_batch_budget(airflow_db: None, wavespeed_conn: Emulator) -> None:
+    """The budget's shares go to the mapped runs: two runs that keep failing each stop at their share."""
+    dag: Any = load_dag_bag(DAGS).get_dag("wavespeed_batch_budget_retries")  # type: ignore[attr-defined]
+    dag_run = dag.test()
+    assert dag_run.state == "failed"
+    tis = {(ti.task_id, ti.map_index): ti for ti in dag_run.get_task_instances()}
+    assert tis[("generate", 0)].state == "success"
+    assert [tis[("generate", n)].state for n in (1, 2)] == ["failed", "failed"]
+    prompts = [p.prompt for p in wavespeed_conn.predictions.values()]
+    if _has_task_state_store():
+        # Shares of 0.12: each failing run submits 0.06 twice, a third would pass its share.
+        assert sorted(prompts) == sorted(["works"] + ["[fail] never works"] * 2 + ["[fail] nor this"] * 2)
+        assert round(0.06 * len(prompts), 6) <= 0.36
+    else:
+        # Airflow 3.1/3.2: no task state store; each try checks its own quote against its share.
+        assert len(prompts) == 1 + 2 * (1 + dag.get_task("generate").partial_kwargs["retries"])
+
+
+def test_the_budget_shares_never_add_up_to_more_than_it() -> None:
+    from airflow_wavespeed.operators.budget import budget_shares
+
+    assert budget_shares([0.06, 0.06, 0.06], 0.18) == [0.06, 0.06, 0.06], "a share is never below its quote"
+    assert budget_shares([0.1, 0.3], 1.0) == [0.25, 0.75]
+    assert budget_shares([0.0, 0.0], 0.5) == [0.25, 0.25], "free runs share evenly"
+    assert budget_shares([], 1.0) == []
+    odd = budget_shares([0.01, 0.02, 0.04], 0.1)
+    assert sum(odd) <= 0.1 and all(share >= quote for share, quote in zip(odd, [0.01, 0.02, 0.04]))
+
+
+def test_the_budget_hands_each_task_its_kwargs_and_share(wavespeed_conn: Emulator) -> None:
+    from airflow_wavespeed.operators.budget import WaveSpeedBudgetOperator
+
+    edits = [{"images": ["https://e.com/a.png"], "prompt": "a"}, {"images": ["https://e.com/b.png"], "prompt": "b"}]
+    operator = WaveSpeedBudgetOperator(
+        task_id="check_budget", model=MODEL, inputs=[{"prompt": "a"}, {"prompt": "b"}], task_kwargs=edits,
+        max_total_cost_usd=0.3,
+    )  # fmt: skip
+    context = make_context()
+    assert operator.execute(context) == [{**edits[0], "max_cost_usd": 0.15}, {**edits[1], "max_cost_usd": 0.15}]
+    quote = context["ti"].xcoms["quote"]
+    assert quote["quotes"] == [0.06, 0.06] and quote["shares_usd"] == [0.15, 0.15] and quote["total_usd"] == 0.12
+    plain = WaveSpeedBudgetOperator(task_id="b", model=MODEL, inputs=[{"prompt": "a"}], max_total_cost_usd=0.1)
+    assert plain.execute(make_context()) == [{"inputs": {"prompt": "a"}, "max_cost_usd": 0.1}]
+    assert wavespeed_conn.submit_count(include_rejected=True) == 0
+
+
+@pytest.mark.parametrize(
+    ("task_kwargs", "message"),
+    [
+        ({"prompt": "a"}, "task_kwargs must be a list of keyword-argument dicts"),
+        ([{"prompt": "a"}, {"prompt": "b"}], "task_kwargs has 2 entries and inputs 1"),
+        ([{"max_cost_usd": 1}], "task_kwargs must not set max_cost_usd"),
+    ],
+)
+def test_the_budget_refuses_task_kwargs_it_cannot_hand_out(task_kwargs: Any, message: str) -> None:
+    from airflow_wavespeed.exceptions import WaveSpeedInputError
+    from airflow_wavespeed.operators.budget import WaveSpeedBudgetOperator
+
+    with pytest.raises(WaveSpeedInputError, match=message):
+        WaveSpeedBudgetOperator(
+            task_id="b", model=MODEL, inputs=[{"prompt": "a"}], task_kwargs=task_kwargs, max_total_cost_usd=1
+        )
+
+
 @pytest.mark.parametrize("deferrable", [False, True], ids=["waits-on-the-worker", "deferred"])
 def test_the_billed_cost_is_recorded_beside_the_quote(wavespeed_conn: Emulator, deferrable: bool) -> None:
     from tests.test_operators import run_deferred
