@@ -296,7 +296,7 @@ def test_the_budget_shares_never_add_up_to_more_than_it() -> None:
     assert budget_shares([0.0, 0.0], 0.5) == [0.25, 0.25], "free runs share evenly"
     assert budget_shares([], 1.0) == []
     odd = budget_shares([0.01, 0.02, 0.04], 0.1)
-    assert sum(odd) <= 0.1 and all(share >= quote for share, quote in zip(odd, [0.01, 0.02, 0.04]))
+    assert sum(odd) <= 0.1 and all(share >= quote for share, quote in zip(odd, [0.01, 0.02, 0.04], strict=True))
 
 
 def test_the_budget_hands_each_task_its_kwargs_and_share(wavespeed_conn: Emulator) -> None:

@@ -96,7 +96,7 @@ class WaveSpeedBudgetOperator(WaveSpeedTaskMixin, BaseOperator):
             balance = self.hook.require_balance(self.min_balance_usd, refused=refused)
         shares = budget_shares([q for q in quotes if q is not None], self.max_total_cost_usd)
         kwargs_each = self.task_kwargs if self.task_kwargs is not None else [{"inputs": i} for i in self.inputs]
-        batch = [{**kwargs, "max_cost_usd": share} for kwargs, share in zip(kwargs_each, shares)]
+        batch = [{**kwargs, "max_cost_usd": share} for kwargs, share in zip(kwargs_each, shares, strict=True)]
         context["ti"].xcom_push(
             key="quote", value={"total_usd": total, "quotes": quotes, "shares_usd": shares, "balance_usd": balance}
         )
