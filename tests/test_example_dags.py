@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +110,34 @@ def test_a_retry_resumes_the_submitted_prediction_through_airflow(
     if supports_store:
         assert dag_run.state == "success"
         assert airflow_env.submit_count(include_rejected=True) == 1
+        # Which prediction each try used, for the WaveSpeed tab (Airflow cleared the first try's XComs).
+        (prediction_id,) = airflow_env.predictions
+        assert xcom(dag_run, "edit", key="prediction_tries") == [
+            {"try": 1, "id": prediction_id, "how": "submitted"},
+            {"try": 2, "id": prediction_id, "how": "resumed"},
+        ]
+        _the_tab_lists_each_try_with_its_prediction(dag_run, prediction_id)
     else:
         # Airflow 3.1/3.2 have no task state store: every retry submits again (documented in the README),
         # and each new prediction outlasts its try's timeout, so every try submits once and the run fails.
         tries = 1 + dag.get_task("edit").retries
         assert dag_run.state == "failed"
         assert airflow_env.submit_count(include_rejected=True) == tries
+
+
+def _the_tab_lists_each_try_with_its_prediction(dag_run: Any, prediction_id: str) -> None:
+    """The WaveSpeed tab of that task, read from the metadata DB as the api-server reads it."""
+    from airflow.utils.session import create_session
+
+    from airflow_wavespeed.plugins.www.records import task_instance
+    from airflow_wavespeed.plugins.www.render import task_tab
+
+    with create_session() as session:
+        record = task_instance(session, dag_run.dag_id, dag_run.run_id, "edit", -1)
+    assert record is not None and [t.try_number for t in record.tries] == [1]
+    page = task_tab(record, [], [], run_id=dag_run.run_id)
+    assert re.search(rf"<tr><td>1</td><td>[a-z_]+</td><td><code>{prediction_id}</code> <small>submitted</small>", page)
+    assert "resumed by try 2, submitted by try 1" in page
 
 
 def test_an_uncertain_submit_fails_the_task_without_using_its_retries(

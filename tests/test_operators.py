@@ -396,6 +396,38 @@ def test_a_stored_prediction_is_not_resumed_once_the_inputs_changed(
     assert context["ti"].xcoms["prediction_id"] == store.values[STATE_STORE_KEY]["id"] != first_id
 
 
+def test_each_try_records_which_prediction_it_used(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
+    """For the WaveSpeed tab: Airflow clears a try's XComs when the next starts, so the ledger keeps the list
+    and a retry pushes it (``prediction_tries``); a first try pushes nothing more than before."""
+    store = DictStateStore()
+    first = make_context(store=store)
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url).execute(first)
+    assert "prediction_tries" not in first["ti"].xcoms
+    (prediction_id,) = wavespeed_conn.predictions
+    second = make_context(store=store, try_number=2)
+    with pytest.raises(TaskDeferred):
+        edit(emulator_image_url).execute(second)
+    expected = [{"try": 1, "id": prediction_id, "how": "submitted"}, {"try": 2, "id": prediction_id, "how": "resumed"}]
+    assert second["ti"].xcoms["prediction_tries"] == expected == store.values[STATE_STORE_KEY]["tries"]
+
+
+def test_a_malformed_or_unwritable_record_of_tries_never_stops_a_resume() -> None:
+    from airflow_wavespeed.utils.ledger import PredictionLedger
+
+    store = DictStateStore()
+    store.values[STATE_STORE_KEY] = {"id": "abc", "submission": "d", "tries": [{"try": "1"}, "x", {"try": 1, "id": "abc"}]}
+    ledger = PredictionLedger(store, "d", try_number=2)
+    assert ledger.recorded() == "abc" and ledger.tries == [{"try": 1, "id": "abc", "how": "submitted"}]
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("store down")
+
+    store.set = refuse  # type: ignore[method-assign]
+    ledger.note_resumed("abc")  # only a warning: the id a retry needs is already recorded
+    assert ledger.tries[-1] == {"try": 2, "id": "abc", "how": "resumed"}
+
+
 def test_without_a_state_store_a_retry_submits_again(wavespeed_conn: Emulator, emulator_image_url: str) -> None:
     """Airflow 3.1/3.2: no task state store, so each try submits (the README says so)."""
     for try_number in (1, 2):

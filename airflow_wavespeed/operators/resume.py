@@ -61,7 +61,8 @@ class ResumeMixin:
 
         store = context.get("task_state_store")
         digest = submission_digest(self.submission()) if store is not None else ""
-        return PredictionLedger(store, digest, first_try=getattr(context["ti"], "try_number", 0) == 1)
+        try_number = getattr(context["ti"], "try_number", 0)
+        return PredictionLedger(store, digest, first_try=try_number == 1, try_number=try_number)
 
     def submission(self) -> dict[str, Any]:
         """What this task submits, as the user wrote it (rendered, before uploads).

@@ -261,7 +261,9 @@ class WaveSpeedRunModelOperator(ModelInputsMixin, ResumeMixin, SafeguardsMixin, 
         ledger = self._ledger(context)
         previous = ledger.recorded()
         prediction = self._resume(previous, ledger) if previous else None
-        if prediction is None:
+        if prediction is not None:
+            ledger.note_resumed(prediction.id)
+        else:
             inputs = self._prepare_inputs(context)
             spend = SpendLedger(context.get("task_state_store"), first_try=ledger.first_try)
             earlier = spend.spent() if self.max_cost_usd is not None else []
@@ -274,6 +276,8 @@ class WaveSpeedRunModelOperator(ModelInputsMixin, ResumeMixin, SafeguardsMixin, 
                 spend.add(prediction.id, self.cost_usd, earlier)
         self._waiting_on = prediction.id
         context["ti"].xcom_push(key="prediction_id", value=prediction.id)
+        if len(ledger.tries) > 1:  # a retry (Airflow clears the XComs of earlier tries): which try used what
+            context["ti"].xcom_push(key="prediction_tries", value=ledger.tries)
         self.prediction_link = prediction_url(self.hook.base_url, prediction.id)  # Airflow writes it (links.py)
         return prediction
 

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from airflow_wavespeed.exceptions import WaveSpeedError, WaveSpeedResumeError
 
-#: The task state store key holding ``{"id": <prediction id>, "submission": <digest>}``.
+#: The task state store key holding ``{"id": <prediction id>, "submission": <digest>, "tries": [...]}``;
+#: ``tries`` lists which prediction each try used: ``{"try": 1, "id": ..., "how": "submitted"}``.
 STATE_STORE_KEY = "wavespeed_prediction_id"
 #: How a user starts a task over on purpose, named in every error that refuses to submit again.
 START_OVER = (
@@ -57,10 +58,15 @@ class PredictionLedger:
         to Airflow's API on every edit).
     """
 
-    def __init__(self, store: TaskStateStore | None, submission: str, *, first_try: bool = False) -> None:
+    def __init__(
+        self, store: TaskStateStore | None, submission: str, *, first_try: bool = False, try_number: int = 0
+    ) -> None:
         self.store = store
         self.submission = submission
         self.first_try = first_try
+        self.try_number = try_number
+        #: Which prediction each earlier try used, as :meth:`recorded` read it (for the WaveSpeed tab).
+        self.tries: list[dict[str, Any]] = []
 
     def recorded(self) -> str | None:
         """The prediction id an earlier try submitted with the same inputs, if any.
@@ -79,6 +85,7 @@ class PredictionLedger:
             ) from error
         if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"]:
             return None
+        self.tries = _tries(value.get("tries"))
         if value.get("submission") != self.submission:
             log.warning(
                 "Prediction %s from an earlier try was submitted with other inputs; submitting the new ones",
@@ -93,7 +100,7 @@ class PredictionLedger:
         if self.store is None:
             return
         try:
-            self.store.set(STATE_STORE_KEY, {"id": prediction_id, "submission": self.submission})
+            self.store.set(STATE_STORE_KEY, self._value(prediction_id, "submitted"))
         except Exception as error:
             raise WaveSpeedResumeError(
                 prediction_id,
@@ -102,6 +109,20 @@ class PredictionLedger:
                 f"retries; wait for the prediction with WaveSpeedPredictionSensor(prediction_id="
                 f"{prediction_id!r}), or clear the task to submit a new one.",
             ) from error
+
+    def note_resumed(self, prediction_id: str) -> None:
+        """Add this try to the record of tries (it resumed ``prediction_id``). Best-effort: the id a retry
+        needs is already recorded, so a failure only leaves this try out of the WaveSpeed tab's list."""
+        if self.store is None:
+            return
+        try:
+            self.store.set(STATE_STORE_KEY, self._value(prediction_id, "resumed"))
+        except Exception as error:
+            log.warning("Could not note in task_state_store that this try resumed %s: %s", prediction_id, error)
+
+    def _value(self, prediction_id: str, how: str) -> dict[str, Any]:
+        self.tries = [*self.tries, {"try": self.try_number, "id": prediction_id, "how": how}][-MAX_TRIES_KEPT:]
+        return {"id": prediction_id, "submission": self.submission, "tries": self.tries}
 
     @staticmethod
     def lost(prediction_id: str, error: BaseException) -> WaveSpeedResumeError:
@@ -125,6 +146,21 @@ class PredictionLedger:
             self.store.delete(STATE_STORE_KEY)
         except Exception as error:
             log.debug("Could not clear task_state_store: %s", error)
+
+
+#: How many tries the record keeps (the newest): enough for any retries setting people use.
+MAX_TRIES_KEPT = 50
+
+
+def _tries(value: Any) -> list[dict[str, Any]]:
+    """The ``tries`` an earlier try recorded, with anything malformed left out."""
+    if not isinstance(value, list):
+        return []
+    return [
+        {"try": int(entry["try"]), "id": str(entry["id"]), "how": str(entry.get("how", "submitted"))}
+        for entry in value
+        if isinstance(entry, dict) and isinstance(entry.get("try"), int) and isinstance(entry.get("id"), str)
+    ]
 
 
 def _cleared_on_success() -> bool:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 #: The XComs a WaveSpeed task writes that the views show.
-XCOM_KEYS = ("prediction", "prediction_id", "return_value", "_link_WaveSpeedPredictionLink")
+XCOM_KEYS = ("prediction", "prediction_id", "prediction_tries", "return_value", "_link_WaveSpeedPredictionLink")
 #: How many recent runs the runs list shows.
 RECENT_RUNS = 50
 
@@ -59,6 +59,17 @@ class TaskRecord:
     def prediction(self) -> dict[str, Any]:
         value = self.xcoms.get("prediction")
         return value if isinstance(value, dict) else {}
+
+    @property
+    def prediction_by_try(self) -> dict[int, dict[str, Any]]:
+        """Which prediction each try used (``{"id", "how"}``), as a retry recorded it (Airflow 3.3+)."""
+        value = self.xcoms.get("prediction_tries")
+        entries = value if isinstance(value, list) else []
+        return {
+            entry["try"]: {"id": str(entry.get("id")), "how": str(entry.get("how", ""))}
+            for entry in entries
+            if isinstance(entry, dict) and isinstance(entry.get("try"), int)
+        }
 
     @property
     def is_wavespeed(self) -> bool:

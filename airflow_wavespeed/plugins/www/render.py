@@ -70,6 +70,22 @@ def _rows(pairs: Iterable[tuple[str, Any]]) -> str:
     return "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in pairs)
 
 
+def _latest_try_note(record: TaskRecord) -> str:
+    """The prediction row's note when a retry resumed what an earlier try submitted."""
+    entry = record.prediction_by_try.get(record.try_number)
+    if not entry or entry["how"] != "resumed":
+        return ""
+    submitted = [n for n, other in record.prediction_by_try.items() if other["id"] == entry["id"] and other["how"] == "submitted"]
+    by = f", submitted by try {submitted[0]}" if submitted else ""
+    return f" <small>resumed by try {record.try_number}{e(by)}</small>"
+
+
+def _try_prediction(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "<small>not recorded</small>"
+    return f"<code>{e(entry['id'])}</code> <small>{e(entry['how'])}</small>"
+
+
 def task_tab(record: TaskRecord, outputs: list[Shown], inputs: list[Shown], *, run_id: str) -> str:
     """The WaveSpeed tab of one task instance."""
     p = record.prediction
@@ -90,7 +106,7 @@ def task_tab(record: TaskRecord, outputs: list[Shown], inputs: list[Shown], *, r
             ("model", e(p.get("model") or fields.get("model") or "")),
             ("status", e(p.get("status") or "not finished")),
             ("task state", e(record.state)),
-            ("prediction", id_html),
+            ("prediction", id_html + _latest_try_note(record)),
             ("quote", e(f"{p['cost_usd']:.4f} USD") if isinstance(p.get("cost_usd"), (int, float)) else "not quoted"),
             ("NSFW", e(nsfw)),
             ("inference", e(f"{p['inference_ms']} ms") if p.get("inference_ms") else ""),
@@ -107,14 +123,17 @@ def task_tab(record: TaskRecord, outputs: list[Shown], inputs: list[Shown], *, r
     inputs_html += "".join(media(item, thumb=True) for item in inputs)
     if other:
         inputs_html += f"<pre class='text'>{e(json.dumps(other, indent=2, default=str))}</pre>"
+    by_try = record.prediction_by_try
     tries = "".join(
-        f"<tr><td>{t.try_number}</td><td>{e(t.state)}</td><td>{e(_when(t.start_date))}</td>"
-        f"<td>{e(_seconds(t.start_date, t.end_date))}</td><td>{e(t.hostname)}</td></tr>"
+        f"<tr><td>{t.try_number}</td><td>{e(t.state)}</td><td>{_try_prediction(by_try.get(t.try_number))}</td>"
+        f"<td>{e(_when(t.start_date))}</td><td>{e(_seconds(t.start_date, t.end_date))}</td><td>{e(t.hostname)}</td></tr>"
         for t in record.tries
     )
     tries_html = (
         "<h2>Earlier tries</h2><p><small>A retry resumes the prediction an earlier try submitted (Airflow 3.3+); "
-        "the prediction above is the one the latest try used.</small></p><table><tr><th>try</th><th>state</th>"
+        "the prediction above is the one the latest try used. Which prediction each try used is known on "
+        "Airflow 3.3+ (the task state store); before, Airflow keeps only the latest try's.</small></p>"
+        "<table><tr><th>try</th><th>state</th><th>prediction</th>"
         f"<th>started</th><th>took</th><th>host</th></tr>{tries}</table>"
         if tries
         else ""
