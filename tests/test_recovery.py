@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_wavespeed.emulator import Emulator
 from airflow_wavespeed.exceptions import (
@@ -268,6 +269,36 @@ def test_a_task_with_retries_stops_at_its_budget_across_tries(airflow_db: None, 
     else:
         # Airflow 3.1/3.2: no task state store, so the budget holds per try and every try submits.
         assert wavespeed_conn.submit_count(include_rejected=True) == 1 + dag.get_task("generate").retries
+
+
+async def test_a_task_ending_in_the_triggerer_records_what_was_billed(wavespeed_conn: Emulator) -> None:
+    """end_from_trigger: the trigger reads the billing records itself (one bounded lookup, only after a quote)."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from tests.test_end_from_trigger import final_event
+
+    wavespeed_conn.config.billed_ratio = 0.5
+
+    async def ended(**kwargs: Any) -> dict[str, Any]:
+        operator = run_model(inputs={"prompt": "p"}, deferrable=True, end_from_trigger=True, **kwargs)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(make_context())
+        event = await final_event(deferred.value.trigger)
+        assert isinstance(event, TaskSuccessEvent)
+        return dict(event.xcoms["prediction"])
+
+    def billing_searches() -> int:
+        return sum(1 for r in wavespeed_conn.requests if r.path == "/api/v3/billings/search")
+
+    billed = await ended(max_cost_usd=1)
+    assert (billed["cost_usd"], billed["billed_usd"]) == (0.06, 0.03)
+    assert billing_searches() == 1
+    wavespeed_conn.config.billing_records = False
+    unknown = await ended(max_cost_usd=1)
+    assert unknown["cost_usd"] == 0.06 and unknown["billed_usd"] is None, "unknown, not the quote"
+    searches = billing_searches()
+    assert "billed_usd" not in await ended(), "no quote asked for, no billing lookup"
+    assert billing_searches() == searches
 
 
 def test_a_batch_with_retries_stops_at_the_batch_budget(airflow_db: None, wavespeed_conn: Emulator) -> None:

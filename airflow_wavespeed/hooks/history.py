@@ -180,14 +180,35 @@ class HistoryMixin:
             )
         except (WaveSpeedNotFoundError, WaveSpeedBadRequestError):
             return None
-        amounts = [
-            finite_number(record.get("amount"))
-            for record in (records if isinstance(records, list) else [])
-            if isinstance(record, dict) and record.get("prediction_uuid", prediction_id) == prediction_id
-        ]
-        if not amounts or any(amount is None or amount < 0 for amount in amounts):
+        return _billed_amount(records, prediction_id)
+
+    async def aget_billed_cost(self, prediction_id: str) -> float | None:
+        """:meth:`get_billed_cost` for the triggerer, for a task that ends there (the caller bounds its time)."""
+        validate_prediction_id(prediction_id)
+        credentials = await self._acredentials()
+        try:
+            records = await self._async.search(
+                "/api/v3/billings/search",
+                credentials,
+                context=f"billing records of {prediction_id}",
+                parse=lambda data, message: data.get("items", data.get("records")),
+                query={"prediction_uuids": [prediction_id]},
+            )
+        except (WaveSpeedNotFoundError, WaveSpeedBadRequestError):
             return None
-        return round(sum(a for a in amounts if a is not None), 6)
+        return _billed_amount(records, prediction_id)
+
+
+def _billed_amount(records: Any, prediction_id: str) -> float | None:
+    """The sum of a prediction's billing records, or None when they do not say (none, or any unreadable)."""
+    amounts = [
+        finite_number(record.get("amount"))
+        for record in (records if isinstance(records, list) else [])
+        if isinstance(record, dict) and record.get("prediction_uuid", prediction_id) == prediction_id
+    ]
+    if not amounts or any(amount is None or amount < 0 for amount in amounts):
+        return None
+    return round(sum(a for a in amounts if a is not None), 6)
 
 
 def _status_of(data: dict[str, Any], message: str) -> str:

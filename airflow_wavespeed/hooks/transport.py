@@ -273,6 +273,13 @@ class AsyncTransport:
         """DELETE with the retry rule of a GET: safe, because a cancel is idempotent and creates nothing."""
         return await self.get(path, credentials, context=context, parse=parse, method="DELETE")
 
+    async def search(
+        self, path: str, credentials: Credentials, *, context: str, parse: Parser[T], query: dict[str, Any]
+    ) -> T:
+        """A POST that only reads (a billing-records search): it creates and bills nothing, so it takes the
+        retry rule of a GET. Never for a submit."""
+        return await self.get(path, credentials, context=context, parse=parse, method="POST", query=query)
+
     async def get(
         self,
         path: str,
@@ -282,6 +289,7 @@ class AsyncTransport:
         parse: Parser[T],
         max_bytes: int | None = None,
         method: str = "GET",
+        query: dict[str, Any] | None = None,
     ) -> T:
         """
         GET with the retry rule. The first try runs bare; only a failure the rule may cure enters the
@@ -291,7 +299,7 @@ class AsyncTransport:
         started = time.monotonic()
         cap = max_bytes or self.limits.max_response_bytes
         try:
-            return await self._send(path, credentials, context=context, parse=parse, cap=cap, method=method)
+            return await self._send(path, credentials, context=context, parse=parse, cap=cap, method=method, query=query)
         except WaveSpeedError as error:
             if self.limits.max_attempts == 1 or not may_retry(error, billable=False):
                 raise
@@ -303,13 +311,24 @@ class AsyncTransport:
                     # Replayed as the loop's try 1, so the rule computes its wait (or Retry-After) from it.
                     replayed, first_error = first_error, None
                     raise replayed
-                return await self._send(path, credentials, context=context, parse=parse, cap=cap, method=method)
+                return await self._send(
+                    path, credentials, context=context, parse=parse, cap=cap, method=method, query=query
+                )
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     async def _send(
-        self, path: str, credentials: Credentials, *, context: str, parse: Parser[T], cap: int, method: str = "GET"
+        self,
+        path: str,
+        credentials: Credentials,
+        *,
+        context: str,
+        parse: Parser[T],
+        cap: int,
+        method: str = "GET",
+        query: dict[str, Any] | None = None,
     ) -> T:
-        """One try: GET, read the body up to ``cap``, return ``parse(data, message)`` of the envelope."""
+        """One try: GET (or ``method``, with ``query`` as its JSON body), read the body up to ``cap``,
+        return ``parse(data, message)`` of the envelope."""
         import aiohttp
 
         try:
@@ -319,6 +338,7 @@ class AsyncTransport:
                 headers=credentials.async_headers,
                 timeout=self._client_timeout,
                 allow_redirects=False,
+                json=query,
             ) as response:
                 check_length(response.headers.get("Content-Length"), cap, context)
                 body = CappedBody(response.headers.get("Content-Encoding"), cap, context, credentials.scrub)

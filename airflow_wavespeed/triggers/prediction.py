@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 #: Airflow's own deadline on a deferred task comes this long after the trigger's: the trigger reports first.
 BACKSTOP_SECONDS = 120.0
+#: How long a task that ends in the triggerer waits for its billing records (one lookup, then unknown).
+BILLING_SECONDS = 15.0
 
 if sys.version_info >= (3, 11):
     _time_limit = asyncio.timeout  # one timer handle per poll, no extra task
@@ -183,14 +185,24 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             await _import_off_the_loop()
             from airflow_wavespeed.hooks.event_loop import LoopResources
 
+            ending: list[Any] | None = None
+            billed: dict[str, Any] = {}
             async with LoopResources.current().lease():
-                event = await self._wait(self._hook())
+                hook = self._hook()
+                event = await self._wait(hook)
+                ending = self._ending_outputs(event)
+                if ending is not None:
+                    billed = await self._billed(hook)
         except Exception as error:  # an event, not a crashed trigger: the task then fails with the reason
             event = self._event(EventStatus.ERROR, f"waiting for prediction {self.prediction_id} failed: {error}")
+            ending = None
         event = dataclasses.replace(event, waited_seconds=round(time.monotonic() - started, 3))
+        if ending is not None:
+            yield self._ending(event, ending, billed)
+            return
         payload = event.to_payload()
         self.log.debug("The event of prediction %s in full: %r", self.prediction_id, payload)
-        yield self._ending(event) or SummarizedTriggerEvent(payload=payload)
+        yield SummarizedTriggerEvent(payload=payload)
 
     async def on_kill(self) -> None:
         """Airflow ≥ 3.3 calls this when a user kills the deferred task (mark failed or succeeded, clear),
@@ -220,12 +232,10 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             return
         self.log.warning("WaveSpeed answered the cancel of prediction %s: %s", self.prediction_id, status)
 
-    def _ending(self, event: PredictionEvent) -> TriggerEvent | None:
-        """The ``TaskSuccessEvent`` that ends the task here, when it asked to and the outcome allows."""
+    def _ending_outputs(self, event: PredictionEvent) -> list[Any] | None:
+        """The outputs, when the task asked to end here and the outcome allows; else None (the worker resumes)."""
         if not self.end_from_trigger or event.status is not EventStatus.SUCCESS or event.outputs_left_out:
             return None
-        from airflow.triggers.base import TaskSuccessEvent
-
         from airflow_wavespeed.exceptions import WaveSpeedPredictionFailedError
         from airflow_wavespeed.prediction import accepted_outputs
 
@@ -236,10 +246,29 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             return None  # the worker raises it, with retries and callbacks as usual
         if outputs != list(prediction.outputs):
             return None  # the policy dropped outputs: the worker logs which, in the task's log
+        return outputs
+
+    async def _billed(self, hook: WaveSpeedHook) -> dict[str, Any]:
+        """``{"billed_usd": ...}`` for a task that ends here and made a quote (``max_cost_usd``), as the worker
+        records it: one bounded lookup of the billing records, None when they do not say or cannot be read."""
+        if (self.carry.get("metadata") or {}).get("cost_usd") is None:
+            return {}
+        try:
+            billed = await asyncio.wait_for(hook.aget_billed_cost(self.prediction_id), BILLING_SECONDS)
+        except Exception as error:  # unknown, never a failed task: the prediction completed
+            self.log.info("The billing records of prediction %s could not be read: %s", self.prediction_id, error)
+            billed = None
+        return {"billed_usd": billed}
+
+    def _ending(self, event: PredictionEvent, outputs: list[Any], billed: dict[str, Any]) -> TriggerEvent:
+        """The ``TaskSuccessEvent`` that ends the task here, with the XComs the worker would have pushed."""
+        from airflow.triggers.base import TaskSuccessEvent
+
         timings = {"operator_seconds": self.carry.get("operator_seconds"), "triggerer_seconds": event.waited_seconds}
         metadata = {
             **(event.prediction or {}),
             **(self.carry.get("metadata") or {}),
+            **billed,
             "task_timings": {k: round(float(v), 3) for k, v in timings.items() if isinstance(v, (int, float))},
         }
         self.log.info("Prediction %s completed; ending the task here (end_from_trigger)", self.prediction_id)
