@@ -24,6 +24,7 @@ BENCHMARKS = (
     ("worker_time.py", 1000, 330),
     ("s3_memory.py", 600, 200),
     ("video_copy.py", 900, 300),
+    ("gallery.py", 900, 300),
     ("chaos_soak.py", 600, 200),
     ("hostile.py", 1500, 200),
     ("cluster.py", 2700, 600),
