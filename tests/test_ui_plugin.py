@@ -176,6 +176,16 @@ def test_markup_in_outputs_and_inputs_is_escaped() -> None:
     assert "javascript:" not in page  # a link that is not http(s) is not made a link
 
 
+def test_only_text_in_a_return_value_is_an_output() -> None:
+    """The budget operator's return value (its batch's keyword arguments) is not a gallery of outputs."""
+    budget = TaskRecord("check_budget", -1, "success", "WaveSpeedBudgetOperator", 1, None, None, None)
+    budget.xcoms = {"return_value": [{"inputs": {"prompt": "a"}, "max_cost_usd": 0.5}]}
+    assert budget.outputs == [] and not passes("all", budget, None)
+    edit = TaskRecord("edit", 0, "success", "WaveSpeedImageEditOperator", 1, None, None, None)
+    edit.xcoms = {"return_value": ["https://x/a.png", "s3://b/k.png"], "prediction_id": "p"}
+    assert edit.outputs == ["https://x/a.png", "s3://b/k.png"]
+
+
 def test_gallery_filters() -> None:
     record = TaskRecord("t", 0, "failed", "WaveSpeedImageEditOperator", 1, None, None, None)
     done = TaskRecord("t", 1, "success", "WaveSpeedImageEditOperator", 1, None, None, None)

@@ -77,10 +77,12 @@ class TaskRecord:
 
     @property
     def outputs(self) -> list[Any]:
-        """``return_value`` when it is the outputs (a task that did not wait returns the prediction id)."""
+        """``return_value`` when it is the outputs, which are text (URLs, URIs, paths, a text model's
+        answer): the budget operator returns its batch's keyword arguments, a task that did not wait its
+        prediction id."""
         value = self.xcoms.get("return_value")
         if isinstance(value, list):
-            return value
+            return [item for item in value if isinstance(item, str)]
         if isinstance(value, str) and value != self.xcoms.get("prediction_id"):
             return [value]
         return []
