@@ -326,6 +326,7 @@ def test_the_budget_shares_never_add_up_to_more_than_it() -> None:
     assert budget_shares([0.1, 0.3], 1.0) == [0.25, 0.75]
     assert budget_shares([0.0, 0.0], 0.5) == [0.25, 0.25], "free runs share evenly"
     assert budget_shares([], 1.0) == []
+    assert budget_shares([0.0600004, 0.06], 0.1200004) == [0.0600004, 0.06], "a quote finer than a millionth"
     odd = budget_shares([0.01, 0.02, 0.04], 0.1)
     assert sum(odd) <= 0.1 and all(share >= quote for share, quote in zip(odd, [0.01, 0.02, 0.04], strict=True))
 

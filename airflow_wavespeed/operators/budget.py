@@ -134,5 +134,8 @@ def budget_shares(quotes: list[float], budget: float) -> list[float]:
         return []
     total = sum(quotes)
     weights = [q / total for q in quotes] if total > 0 else [1 / len(quotes)] * len(quotes)
-    # round() first: 0.18 shared by three is 0.0599999… in floats, which must not round down below 0.06.
-    return [math.floor(round(budget * weight * 1e6, 3)) / 1e6 for weight in weights]
+    # round() first: 0.18 shared by three is 0.0599999… in floats, which must not round down below 0.06;
+    # and never below the quote itself (a quote finer than a millionth), which the exact share never is.
+    floored = [math.floor(round(budget * weight * 1e6, 3)) / 1e6 for weight in weights]
+    fits = round(total, 9) <= budget
+    return [max(share, quote) if fits else share for share, quote in zip(floored, quotes, strict=True)]
