@@ -104,23 +104,37 @@ class Floor:
         from airflow_wavespeed.hooks.event_loop import POOL_LIMIT
 
         # The same pool settings as WaveSpeedHook's shared session (read from it, so they stay equal).
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=POOL_LIMIT, keepalive_timeout=30))
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=POOL_LIMIT, keepalive_timeout=30)
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.session.close()
 
     async def _one(self, prediction_id: str) -> bool:
-        url = f"{self.base_url}/api/v3/predictions/{prediction_id}/result"
-        while True:
-            async with self.session.get(url, headers=self.headers) as response:
-                data = json.loads(await response.read())["data"]
-            if data["status"] == "completed":
-                return bool(data["outputs"])
-            await asyncio.sleep(self.interval)
+        return await poll_until_completed(
+            self.session, self.base_url, self.headers, prediction_id, self.interval
+        )
 
     async def wait_all(self, ids: list[str]) -> int:
         return sum(await asyncio.gather(*(self._one(prediction_id) for prediction_id in ids)))
+
+
+async def poll_until_completed(
+    session: Any, base_url: str, headers: dict[str, str], prediction_id: str, interval: float
+) -> bool:
+    """The floor's wait: GET + JSON parse every ``interval`` until completed. Only a bool outlives the
+    response: an answer held across the sleep would outlive the young collections on every poll."""
+    url = f"{base_url}/api/v3/predictions/{prediction_id}/result"
+    while True:
+        async with session.get(url, headers=headers) as response:
+            data = json.loads(await response.read())["data"]
+            finished = data["status"] == "completed"
+            if finished:
+                return bool(data["outputs"])
+            del data
+        await asyncio.sleep(interval)
 
 
 class Ours:
@@ -154,7 +168,9 @@ class Ours:
         end_time = time.time() + 600
         triggers = [
             # fixed: the same polls as the floor's loop (the emulator completes on a count of polls anyway)
-            WaveSpeedPredictionTrigger(prediction_id, poll_interval=self.interval, end_time=end_time, poll_schedule="fixed")
+            WaveSpeedPredictionTrigger(
+                prediction_id, poll_interval=self.interval, end_time=end_time, poll_schedule="fixed"
+            )
             for prediction_id in ids
         ]
         return sum(await asyncio.gather(*(self._one(trigger) for trigger in triggers)))

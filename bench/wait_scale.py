@@ -9,6 +9,13 @@ alike): the time the event loop was too busy to wake it. The waits start spread 
 as waits arriving at a triggerer over time do (all starting in one instant would measure a burst, not a
 triggerer's steady state).
 
+Then the largest size again inside Airflow's own ``TriggerRunner`` (the triggerer's subprocess, which
+creates each trigger from its encrypted kwargs and a task instance, runs it in its own task with the log
+context bound, and syncs its events every second), the floor as a trigger beside ours; its supervisor
+process is replaced by an object that takes the events. ``ours, TriggerRunner, gc.freeze()`` is
+information only: what freezing the runner's start-up heap, which Airflow's triggerer does not do, would
+change.
+
     .venv/bin/python bench/wait_scale.py [--quick] [--record PATH]
 """
 
@@ -43,6 +50,7 @@ from _common import (
 )
 
 SCRIPT = Path(__file__).resolve()
+_REAL_SLEEP = asyncio.sleep
 INTERVAL = 5.0
 PROCESSING_POLLS = 3  # 4 polls per wait: 15 s of waiting at 5 s
 FULL_SIZES = (100, 1_000, 10_000)
@@ -52,6 +60,9 @@ TARGET_CORE_SHARE = 0.40
 TARGET_LATE_SECONDS = 1.0
 TARGET_GC_SHARE = 0.10
 TARGET_MEM_VS_FLOOR = 1.3
+BARE = ("floor", "ours")
+#: The same waits inside Airflow's TriggerRunner, at the largest size; the last is information only.
+RUNNER = ("floor, TriggerRunner", "ours, TriggerRunner", "ours, TriggerRunner, gc.freeze()")
 
 
 # ------------------------------------------------------------------------------------------ the child
@@ -90,11 +101,148 @@ async def _child(name: str, ids: list[str], base_url: str, interval: float) -> d
             with PeakRss(interval=0.25) as rss, GcTimer() as gc_timer:
                 cpu_before, wall_before = cpu_seconds(), time.perf_counter()
                 offsets = [rng.uniform(0, interval) for _ in ids[20:]]
-                ok = sum(await asyncio.gather(*(spread(contender, i, o) for i, o in zip(ids[20:], offsets, strict=True))))
+                ok = sum(
+                    await asyncio.gather(
+                        *(spread(contender, i, o) for i, o in zip(ids[20:], offsets, strict=True))
+                    )
+                )
                 cpu, wall = cpu_seconds() - cpu_before, time.perf_counter() - wall_before
         finally:
             asyncio.sleep = real_sleep  # type: ignore[assignment]
-    waits = len(ids) - 20
+    return _figures(name, len(ids) - 20, ok, cpu, wall, gc_timer, rss, lateness)
+
+
+class _Supervisor:
+    """Stands in for the triggerer's supervisor process on the other end of the runner's socket: it takes
+    the runner's state changes (events, failures) and sends no new triggers back."""
+
+    def __init__(self, runner: Any, expected: int) -> None:
+        self.runner, self.expected = runner, expected
+        self.events = self.failures = 0
+        self._reader_task = asyncio.get_running_loop().create_future()  # the runner checks it is alive
+
+    async def asend(self, message: Any) -> None:
+        self.events += len(message.events or ())
+        self.failures += len(message.failures or ())
+        if self.events + self.failures >= self.expected:
+            self.runner.stop = True
+            if self.runner._stop_event is not None:
+                self.runner._stop_event.set()
+
+
+def _workloads(name: str, ids: list[str], base_url: str, interval: float, first: int) -> list[Any]:
+    """One ``RunTrigger`` per prediction, with its kwargs encrypted and a task instance, as the triggerer's
+    supervisor builds them from the trigger table."""
+    import uuid
+
+    from airflow.executors.workloads.task import TaskInstanceDTO
+    from airflow.executors.workloads.trigger import RunTrigger
+    from airflow.models.trigger import Trigger
+
+    from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger
+
+    end_time = time.time() + 600
+    version = uuid.uuid4()
+    built = []
+    for number, prediction_id in enumerate(ids, start=first):
+        if name.startswith("floor"):
+            classpath = "_floor_trigger.FloorTrigger"
+            kwargs: dict[str, Any] = {
+                "prediction_id": prediction_id,
+                "base_url": base_url,
+                "interval": interval,
+            }
+        else:
+            classpath, kwargs = WaveSpeedPredictionTrigger(
+                prediction_id, poll_interval=interval, end_time=end_time, poll_schedule="fixed"
+            ).serialize()
+        ti = TaskInstanceDTO(
+            id=uuid.uuid4(), task_id="wait", dag_id="bench_wait_scale", run_id="bench", try_number=1,
+            dag_version_id=version, map_index=number, pool_slots=1, priority_weight=1,
+        )  # fmt: skip
+        built.append(
+            RunTrigger(id=number, classpath=classpath, encrypted_kwargs=Trigger.encrypt_kwargs(kwargs), ti=ti)
+        )
+    return built
+
+
+async def _run_in_runner(runner: Any, workloads: list[Any], offsets: list[float] | None = None) -> int:
+    """Hand ``workloads`` to a real ``TriggerRunner`` (each at its offset from now) and run its loop until every
+    trigger has sent its event; the successes."""
+    supervisor = _Supervisor(runner, len(workloads))
+
+    async def init_comms() -> None:
+        runner.comms_decoder = supervisor
+
+    runner.init_comms, runner.asend = init_comms, supervisor.asend
+    runner.stop = False
+
+    async def feed() -> None:
+        started = time.monotonic()
+        for workload, offset in sorted(
+            zip(workloads, offsets or [0.0] * len(workloads), strict=True), key=lambda pair: pair[1]
+        ):
+            if (late := offset - (time.monotonic() - started)) > 0:
+                await _REAL_SLEEP(late)  # not a poll: never counted as one
+            runner.to_create.append(workload)
+
+    feeder = asyncio.ensure_future(feed())
+    await runner.arun()
+    await feeder
+    return supervisor.events - supervisor.failures
+
+
+async def _runner_child(name: str, ids: list[str], base_url: str, interval: float) -> dict[str, Any]:
+    """The same waits inside Airflow's own ``TriggerRunner`` (the triggerer's subprocess): its trigger
+    creation, per-trigger task, log binding and greenback portal, its 1 s loop. ``ours, gc.freeze()`` (info)
+    freezes what the runner holds at start, which Airflow's triggerer does not do."""
+    import _floor_trigger  # noqa: F401
+    import aiohttp  # noqa: F401
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger  # noqa: F401
+
+    lateness: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def timed_sleep(delay: float, result: Any = None) -> Any:
+        if delay < interval / 2:  # not a poll's wait
+            return await real_sleep(delay, result)
+        asked = time.monotonic()
+        value = await real_sleep(delay, result)
+        lateness.append(time.monotonic() - asked - delay)
+        return value
+
+    runner = TriggerRunner()
+    warm, rest = ids[:20], ids[20:]
+    await _run_in_runner(runner, _workloads(name, warm, base_url, interval, first=1))
+    workloads = _workloads(name, rest, base_url, interval, first=1 + len(warm))
+    rng = random.Random(7)
+    offsets = [rng.uniform(0, interval) for _ in rest]
+    gc.collect()
+    if name.endswith("gc.freeze()"):
+        gc.freeze()
+    asyncio.sleep = timed_sleep  # type: ignore[assignment]
+    try:
+        with PeakRss(interval=0.25) as rss, GcTimer() as gc_timer:
+            cpu_before, wall_before = cpu_seconds(), time.perf_counter()
+            ok = await _run_in_runner(runner, workloads, offsets)
+            cpu, wall = cpu_seconds() - cpu_before, time.perf_counter() - wall_before
+    finally:
+        asyncio.sleep = real_sleep  # type: ignore[assignment]
+    return _figures(name, len(rest), ok, cpu, wall, gc_timer, rss, lateness)
+
+
+def _figures(
+    name: str,
+    waits: int,
+    ok: int,
+    cpu: float,
+    wall: float,
+    gc_timer: GcTimer,
+    rss: PeakRss,
+    lateness: list[float],
+) -> dict[str, Any]:
     lateness.sort()
     return {
         "name": name,
@@ -115,22 +263,32 @@ async def _child(name: str, ids: list[str], base_url: str, interval: float) -> d
 # ------------------------------------------------------------------------------------------ the parent
 
 
-def one_run(emu: EmulatorProcess, name: str, waits: int, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+def one_run(
+    emu: EmulatorProcess, name: str, waits: int, workdir: Path, env: dict[str, str]
+) -> dict[str, Any]:
     emu.reset()
     emu.configure(processing_polls=0)
     warm = asyncio.run(create_predictions(emu.base_url, 20))
     emu.configure(processing_polls=PROCESSING_POLLS)
     ids = asyncio.run(create_predictions(emu.base_url, waits, concurrency=64))
     emu.wait_idle(limit=300)
-    ids_file = workdir / f"scale-{name}-{waits}.json"
+    ids_file = workdir / f"scale-{name.replace(' ', '_')}-{waits}.json"
     ids_file.write_text(json.dumps(warm + ids))
     command = child_command(
-        SCRIPT, "--child", name, "--ids", str(ids_file), "--base-url", emu.base_url, "--interval", str(INTERVAL)
+        SCRIPT,
+        "--child",
+        name,
+        "--ids",
+        str(ids_file),
+        "--base-url",
+        emu.base_url,
+        "--interval",
+        str(INTERVAL),
     )
     result = run_child_json(command, env, timeout=600)
     result["busy"] = result["cpu"] / result["wall"]
     print(
-        f"  {name:<6} {waits:>6} waits: {result['ok']} ok, CPU {result['cpu']:.2f} s "
+        f"  {name:<33} {waits:>6} waits: {result['ok']} ok, CPU {result['cpu']:.2f} s "
         f"({result['cpu'] / waits * 1000:.3f} ms/wait, {result['busy']:.0%} of a core), GC "
         f"{result['gc_seconds'] / max(result['cpu'], 1e-9):.0%}, late p50 {result['late_p50'] * 1000:.0f} ms "
         f"p99 {result['late_p99'] * 1000:.0f} ms, RSS {result['rss_growth'] / waits / 1024:.2f} KiB/wait",
@@ -139,33 +297,44 @@ def one_run(emu: EmulatorProcess, name: str, waits: int, workdir: Path, env: dic
     return result
 
 
-def report(results: dict[tuple[str, int], dict[str, Any]], sizes: tuple[int, ...]) -> tuple[bool, list[list[Any]]]:
+def _targets(
+    results: dict[tuple[str, int], dict[str, Any]], floor_name: str, ours_name: str, top: int
+) -> list[list[Any]]:
+    floor, ours = results[(floor_name, top)], results[(ours_name, top)]
+    where = "in a TriggerRunner" if "TriggerRunner" in ours_name else "in a bare loop"
+    targets = [
+        [f"ours CPU vs floor at {top}, {where}", ours["cpu"] / floor["cpu"], TARGET_CPU_VS_FLOOR],
+        [f"ours share of one core at {top}, {where}", ours["busy"], TARGET_CORE_SHARE],
+        [f"ours latest poll (p99, s) at {top}, {where}", ours["late_p99"], TARGET_LATE_SECONDS],
+        [f"ours time in GC / CPU at {top}, {where}", ours["gc_seconds"] / ours["cpu"], TARGET_GC_SHARE],
+        [
+            f"ours RSS/wait vs floor at {top}, {where}",
+            ours["rss_growth"] / max(floor["rss_growth"], 1),
+            TARGET_MEM_VS_FLOOR,
+        ],
+    ]
+    return [[name, f"{value:.2f}", f"<= {limit}", verdict(value, limit)] for name, value, limit in targets]
+
+
+def report(
+    results: dict[tuple[str, int], dict[str, Any]], sizes: tuple[int, ...]
+) -> tuple[bool, list[list[Any]]]:
     rows = []
-    for waits in sizes:
-        for name in ("floor", "ours"):
-            r = results[(name, waits)]
-            rows.append([
-                name, waits, r["ok"], f"{r['wall']:.1f}", f"{r['cpu']:.2f}", f"{r['cpu'] / waits * 1000:.3f}",
-                f"{r['busy']:.1%}", f"{r['gc_seconds'] / max(r['cpu'], 1e-9):.1%}", r["full_gcs"],
-                f"{r['late_p50'] * 1000:.0f}", f"{r['late_p99'] * 1000:.0f}", f"{r['late_max'] * 1000:.0f}",
-                f"{r['rss_growth'] / waits / 1024:.2f}",
-            ])  # fmt: skip
+    for (name, waits), r in results.items():
+        rows.append([
+            name, waits, r["ok"], f"{r['wall']:.1f}", f"{r['cpu']:.2f}", f"{r['cpu'] / waits * 1000:.3f}",
+            f"{r['busy']:.1%}", f"{r['gc_seconds'] / max(r['cpu'], 1e-9):.1%}", r["full_gcs"],
+            f"{r['late_p50'] * 1000:.0f}", f"{r['late_p99'] * 1000:.0f}", f"{r['late_max'] * 1000:.0f}",
+            f"{r['rss_growth'] / waits / 1024:.2f}",
+        ])  # fmt: skip
     print(f"\nWaiting at scale: poll interval {INTERVAL} s, {PROCESSING_POLLS + 1} polls per wait")
     print(table(["contender", "waits", "ok", "wall s", "CPU s", "CPU ms/wait", "of one core", "GC share",
                  "full GCs", "late p50 ms", "late p99 ms", "late max ms", "RSS KiB/wait"], rows))  # fmt: skip
     top = max(sizes)
-    floor, ours = results[("floor", top)], results[("ours", top)]
-    targets = [
-        [f"ours CPU vs floor at {top}", ours["cpu"] / floor["cpu"], TARGET_CPU_VS_FLOOR],
-        [f"ours share of one core at {top}", ours["busy"], TARGET_CORE_SHARE],
-        [f"ours latest poll (p99, s) at {top}", ours["late_p99"], TARGET_LATE_SECONDS],
-        [f"ours time in GC / CPU at {top}", ours["gc_seconds"] / ours["cpu"], TARGET_GC_SHARE],
-        [f"ours RSS/wait vs floor at {top}", ours["rss_growth"] / max(floor["rss_growth"], 1), TARGET_MEM_VS_FLOOR],
-    ]
-    verdicts = [[name, f"{value:.2f}", f"<= {limit}", verdict(value, limit)] for name, value, limit in targets]
+    verdicts = _targets(results, *BARE, top) + _targets(results, *RUNNER[:2], top)
     print()
     print(table(["target", "measured", "limit", "verdict"], verdicts))
-    per_wait = {name: [results[(name, w)]["cpu"] / w * 1000 for w in sizes] for name in ("floor", "ours")}
+    per_wait = {name: [results[(name, w)]["cpu"] / w * 1000 for w in sizes] for name in BARE}
     print("\nCPU ms per wait by size (flat = linear growth): " + "; ".join(
         f"{name} " + " / ".join(f"{v:.3f}" for v in values) for name, values in per_wait.items()))  # fmt: skip
     print(f"Machine: {machine_note()}")
@@ -177,7 +346,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 waits only")
     parser.add_argument("--record", metavar="PATH", help="also write the figures to PATH as JSON")
-    parser.add_argument("--child", choices=("floor", "ours"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=BARE + RUNNER, help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--interval", type=float, help=argparse.SUPPRESS)
@@ -185,7 +354,8 @@ def main() -> int:
     if args.child:
         with Watchdog(600, f"wait_scale child {args.child}"):
             ids = json.loads(Path(args.ids).read_text())
-            print(json.dumps(asyncio.run(_child(args.child, ids, args.base_url, args.interval))), flush=True)
+            child = _runner_child if "TriggerRunner" in args.child else _child
+            print(json.dumps(asyncio.run(child(args.child, ids, args.base_url, args.interval))), flush=True)
         return 0
 
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
@@ -200,12 +370,18 @@ def main() -> int:
         print(f"wait_scale: emulator at {emu.base_url}; sizes {sizes}", flush=True)
         results = {}
         for waits in sizes:
-            for name in ("floor", "ours"):  # interleaved: both contenders see the same machine
+            for name in BARE:  # interleaved: both contenders see the same machine
                 results[(name, waits)] = one_run(emu, name, waits, home, child_env)
+        for name in RUNNER:
+            results[(name, max(sizes))] = one_run(emu, name, max(sizes), home, child_env)
         passed, verdicts = report(results, sizes)
     if args.record:
         Path(args.record).parent.mkdir(parents=True, exist_ok=True)
-        data = {"machine": machine_note(), "runs": [{**r, "size": k[1]} for k, r in results.items()], "targets": verdicts}
+        data = {
+            "machine": machine_note(),
+            "runs": [{**r, "size": k[1]} for k, r in results.items()],
+            "targets": verdicts,
+        }
         Path(args.record).write_text(json.dumps(data, indent=2))
     print("\nwait_scale:", "all targets PASS" if passed else "a target was MISSED (see above)")
     return 0

@@ -277,21 +277,9 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
 
     async def _wait(self, hook: WaveSpeedHook) -> PredictionEvent:
         while True:
-            try:
-                answer: Prediction | WaveSpeedError = await self._poll(hook)
-            except WaveSpeedError as error:
-                answer = error
-            except TimeoutError:
-                return self._timed_out()
-            verdict = judge_poll(self.prediction_id, answer)
-            if verdict.warning:
-                self.log.warning("%s", verdict.warning)
-            if verdict.error is not None:
-                return self._event(EventStatus.ERROR, str(verdict.error))
-            prediction = verdict.prediction
-            if verdict.finished and prediction is not None:
-                status = EventStatus.SUCCESS if prediction.status.is_success() else EventStatus.FAILED
-                return self._event(status, prediction.error or prediction.raw_status, prediction)
+            event = await self._poll_and_judge(hook)
+            if event is not None:
+                return event
             delay = self._schedule.delay(time.time() - self.started_at)
             if self.end_time is not None:
                 left = self.end_time - time.time()
@@ -300,6 +288,30 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
                 if left < delay:
                     return self._timed_out()
             await asyncio.sleep(delay)
+
+    async def _poll_and_judge(self, hook: WaveSpeedHook) -> PredictionEvent | None:
+        """One poll judged: the event that ends the wait, or None to poll again.
+
+        Its own frame, so the answer (the parsed envelope, its prediction and verdict) is dropped before
+        the wait sleeps: held across a sleep of seconds, every poll's answer outlives the young
+        collections, and at 10,000 waits the full collections that follow took most of the CPU.
+        """
+        try:
+            answer: Prediction | WaveSpeedError = await self._poll(hook)
+        except WaveSpeedError as error:
+            answer = error
+        except TimeoutError:
+            return self._timed_out()
+        verdict = judge_poll(self.prediction_id, answer)
+        if verdict.warning:
+            self.log.warning("%s", verdict.warning)
+        if verdict.error is not None:
+            return self._event(EventStatus.ERROR, str(verdict.error))
+        prediction = verdict.prediction
+        if verdict.finished and prediction is not None:
+            status = EventStatus.SUCCESS if prediction.status.is_success() else EventStatus.FAILED
+            return self._event(status, prediction.error or prediction.raw_status, prediction)
+        return None
 
     async def _poll(self, hook: WaveSpeedHook) -> Prediction:
         """One poll, retries included, cut off at the deadline however the server answers (or does not)."""
