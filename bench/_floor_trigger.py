@@ -1,4 +1,4 @@
-"""The floor of ``bench/wait_cost.py`` as an Airflow trigger, so ``bench/wait_scale.py --runner`` can run it
+"""The floor of ``bench/wait_cost.py`` as an Airflow trigger, so ``bench/wait_scale.py`` can run it
 inside a real ``TriggerRunner`` beside ours. Imported only by the child processes that do (it imports Airflow)."""
 
 from __future__ import annotations
