@@ -30,6 +30,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from _common import (
 
 SCRIPT = Path(__file__).resolve()
 _REAL_SLEEP = asyncio.sleep
+WARM_WAITS = 20  # run before the timed waits: imports, the session, the connection read
 INTERVAL = 5.0
 PROCESSING_POLLS = 3  # 4 polls per wait: 15 s of waiting at 5 s
 FULL_SIZES = (100, 1_000, 10_000)
@@ -68,48 +70,52 @@ RUNNER = ("floor, TriggerRunner", "ours, TriggerRunner", "ours, TriggerRunner, g
 # ------------------------------------------------------------------------------------------ the child
 
 
+async def _measured(name: str, waits: int, interval: float, run: Callable[[], Awaitable[int]]) -> dict[str, Any]:
+    """The figures of ``run()`` (the timed waits; it returns their successes): CPU, wall, GC, peak RSS, and
+    how late every poll's sleep woke, for the bare loop and the TriggerRunner alike."""
+    lateness: list[float] = []
+
+    async def timed_sleep(delay: float, result: Any = None) -> Any:
+        if delay < interval / 2:  # not a poll's wait (aiohttp's and the runner's own short sleeps)
+            return await _REAL_SLEEP(delay, result)
+        asked = time.monotonic()
+        value = await _REAL_SLEEP(delay, result)
+        lateness.append(time.monotonic() - asked - delay)
+        return value
+
+    asyncio.sleep = timed_sleep  # type: ignore[assignment]
+    try:
+        # RSS sampled every 0.25 s: the sampler's own CPU stays out of the small runs' figures.
+        with PeakRss(interval=0.25) as rss, GcTimer() as gc_timer:
+            cpu_before, wall_before = cpu_seconds(), time.perf_counter()
+            ok = await run()
+            cpu, wall = cpu_seconds() - cpu_before, time.perf_counter() - wall_before
+    finally:
+        asyncio.sleep = _REAL_SLEEP  # type: ignore[assignment]
+    return _figures(name, waits, ok, cpu, wall, gc_timer, rss, lateness)
+
+
 async def _child(name: str, ids: list[str], base_url: str, interval: float) -> dict[str, Any]:
     import aiohttp  # noqa: F401
     import wait_cost
 
     from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger  # noqa: F401
 
-    lateness: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def timed_sleep(delay: float, result: Any = None) -> Any:
-        if delay < interval / 2:  # not a poll's wait (aiohttp's own short sleeps)
-            return await real_sleep(delay, result)
-        asked = time.monotonic()
-        value = await real_sleep(delay, result)
-        lateness.append(time.monotonic() - asked - delay)
-        return value
-
     async def spread(contender: Any, prediction_id: str, offset: float) -> int:
-        await real_sleep(offset)
+        await _REAL_SLEEP(offset)
         return int(await contender.wait_all([prediction_id]))
 
     rng = random.Random(7)
-    contender = wait_cost.make(name, base_url, interval)
-    async with contender:
-        warm = ids[:20]
+    warm, rest = ids[:WARM_WAITS], ids[WARM_WAITS:]
+    offsets = [rng.uniform(0, interval) for _ in rest]
+    async with wait_cost.make(name, base_url, interval) as contender:
         await contender.wait_all(warm)
         gc.collect()
-        asyncio.sleep = timed_sleep  # type: ignore[assignment]
-        try:
-            # RSS sampled every 0.25 s: the sampler's own CPU stays out of the small runs' figures.
-            with PeakRss(interval=0.25) as rss, GcTimer() as gc_timer:
-                cpu_before, wall_before = cpu_seconds(), time.perf_counter()
-                offsets = [rng.uniform(0, interval) for _ in ids[20:]]
-                ok = sum(
-                    await asyncio.gather(
-                        *(spread(contender, i, o) for i, o in zip(ids[20:], offsets, strict=True))
-                    )
-                )
-                cpu, wall = cpu_seconds() - cpu_before, time.perf_counter() - wall_before
-        finally:
-            asyncio.sleep = real_sleep  # type: ignore[assignment]
-    return _figures(name, len(ids) - 20, ok, cpu, wall, gc_timer, rss, lateness)
+
+        async def run() -> int:
+            return sum(await asyncio.gather(*(spread(contender, i, o) for i, o in zip(rest, offsets, strict=True))))
+
+        return await _measured(name, len(rest), interval, run)
 
 
 class _Supervisor:
@@ -202,19 +208,8 @@ async def _runner_child(name: str, ids: list[str], base_url: str, interval: floa
 
     from airflow_wavespeed.triggers.prediction import WaveSpeedPredictionTrigger  # noqa: F401
 
-    lateness: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def timed_sleep(delay: float, result: Any = None) -> Any:
-        if delay < interval / 2:  # not a poll's wait
-            return await real_sleep(delay, result)
-        asked = time.monotonic()
-        value = await real_sleep(delay, result)
-        lateness.append(time.monotonic() - asked - delay)
-        return value
-
     runner = TriggerRunner()
-    warm, rest = ids[:20], ids[20:]
+    warm, rest = ids[:WARM_WAITS], ids[WARM_WAITS:]
     await _run_in_runner(runner, _workloads(name, warm, base_url, interval, first=1))
     workloads = _workloads(name, rest, base_url, interval, first=1 + len(warm))
     rng = random.Random(7)
@@ -222,15 +217,7 @@ async def _runner_child(name: str, ids: list[str], base_url: str, interval: floa
     gc.collect()
     if name.endswith("gc.freeze()"):
         gc.freeze()
-    asyncio.sleep = timed_sleep  # type: ignore[assignment]
-    try:
-        with PeakRss(interval=0.25) as rss, GcTimer() as gc_timer:
-            cpu_before, wall_before = cpu_seconds(), time.perf_counter()
-            ok = await _run_in_runner(runner, workloads, offsets)
-            cpu, wall = cpu_seconds() - cpu_before, time.perf_counter() - wall_before
-    finally:
-        asyncio.sleep = real_sleep  # type: ignore[assignment]
-    return _figures(name, len(rest), ok, cpu, wall, gc_timer, rss, lateness)
+    return await _measured(name, len(rest), interval, lambda: _run_in_runner(runner, workloads, offsets))
 
 
 def _figures(
@@ -268,7 +255,7 @@ def one_run(
 ) -> dict[str, Any]:
     emu.reset()
     emu.configure(processing_polls=0)
-    warm = asyncio.run(create_predictions(emu.base_url, 20))
+    warm = asyncio.run(create_predictions(emu.base_url, WARM_WAITS))
     emu.configure(processing_polls=PROCESSING_POLLS)
     ids = asyncio.run(create_predictions(emu.base_url, waits, concurrency=64))
     emu.wait_idle(limit=300)
