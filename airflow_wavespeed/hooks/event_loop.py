@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -134,16 +134,9 @@ class LoopResources:
                 del self._reads[conn_id]  # a failed first read is not cached
             raise
 
-    @asynccontextmanager
-    async def lease(self) -> AsyncIterator[None]:
+    def lease(self) -> _Lease:
         """Keep the session open while the holder (a waiting trigger) runs; the last one out closes it."""
-        self._leases += 1
-        try:
-            yield
-        finally:
-            self._leases -= 1
-            if not self._leases:
-                await self.close()
+        return _Lease(self)
 
     async def close(self) -> None:
         """Close the session and forget the connection reads (short-lived loops, tests)."""
@@ -154,6 +147,28 @@ class LoopResources:
             await session.close()
         if self._by_loop.get(asyncio.get_running_loop()) is self:
             del self._by_loop[asyncio.get_running_loop()]
+
+
+class _Lease:
+    """``async with`` :meth:`LoopResources.lease`. A class, not an ``asynccontextmanager``: every waiting
+    trigger holds one for its whole wait, and a generator-based one costs a suspended frame and an entry
+    in the loop's async-generator set per trigger (``bench/RESULTS.md``, wait cost)."""
+
+    __slots__ = ("_resources",)
+
+    def __init__(self, resources: LoopResources) -> None:
+        self._resources = resources
+
+    async def __aenter__(self) -> None:
+        self._resources._leases += 1
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        resources = self._resources
+        resources._leases -= 1
+        if not resources._leases:
+            await resources.close()
 
 
 async def _read_or_keep(

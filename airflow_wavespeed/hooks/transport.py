@@ -290,71 +290,69 @@ class AsyncTransport:
         max_bytes: int | None = None,
         method: str = "GET",
         query: dict[str, Any] | None = None,
+        first_try: bool = True,
     ) -> T:
         """
-        GET with the retry rule. The first try runs bare; only a failure the rule may cure enters the
-        tenacity loop: nearly every poll succeeds at once, and building the retry machinery per poll
-        cost a triggerer more CPU than the poll itself (``bench/RESULTS.md``, wait cost).
+        GET (or ``method``, with ``query`` as its JSON body) with the retry rule: read the body up to the
+        cap, return ``parse(data, message)`` of the envelope.
+
+        The first try runs here, bare; only a failure the rule may cure goes on in the tenacity loop
+        (:meth:`_retried`), whose tries come back through here with ``first_try=False``. Nearly every poll
+        succeeds at once: building the retry machinery per poll cost a triggerer more CPU than the poll
+        itself, and every layer of frames is memory each waiting trigger holds while its poll is in
+        flight (``bench/RESULTS.md``, wait cost).
         """
+        import aiohttp
+
         started = time.monotonic()
         cap = max_bytes or self.limits.max_response_bytes
         try:
-            return await self._send(path, credentials, context=context, parse=parse, cap=cap, method=method, query=query)
-        except WaveSpeedError as error:
-            if self.limits.max_attempts == 1 or not may_retry(error, billable=False):
-                raise
-            first_error: WaveSpeedError | None = error
-        rule = retry_rule(self.limits, spent=time.monotonic() - started)
-        async for attempt in tenacity.AsyncRetrying(**rule):
-            with attempt:
-                if first_error is not None:
-                    # Replayed as the loop's try 1, so the rule computes its wait (or Retry-After) from it.
-                    replayed, first_error = first_error, None
-                    raise replayed
-                return await self._send(
-                    path, credentials, context=context, parse=parse, cap=cap, method=method, query=query
+            try:
+                async with LoopResources.current().session().request(
+                    method,
+                    f"{credentials.base_url}{path}",
+                    headers=credentials.async_headers,
+                    timeout=self._client_timeout,
+                    allow_redirects=False,
+                    json=query,
+                ) as response:
+                    check_length(response.headers.get("Content-Length"), cap, context)
+                    body = CappedBody(response.headers.get("Content-Encoding"), cap, context, credentials.scrub)
+                    while chunk := await response.content.read(CHUNK_BYTES):
+                        body.feed(chunk)
+                    status = response.status
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                raise _async_transport_error(error, f"{context} at {credentials.base_url}") from None
+            text = credentials.scrub(body.data.decode("utf-8", "replace"))
+            return parse(
+                *parse_envelope(
+                    status, text, context=context, conn_id=self.conn_id, retry_after=retry_after, scrub=credentials.scrub
                 )
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
-
-    async def _send(
-        self,
-        path: str,
-        credentials: Credentials,
-        *,
-        context: str,
-        parse: Parser[T],
-        cap: int,
-        method: str = "GET",
-        query: dict[str, Any] | None = None,
-    ) -> T:
-        """One try: GET (or ``method``, with ``query`` as its JSON body), read the body up to ``cap``,
-        return ``parse(data, message)`` of the envelope."""
-        import aiohttp
-
-        try:
-            async with LoopResources.current().session().request(
-                method,
-                f"{credentials.base_url}{path}",
-                headers=credentials.async_headers,
-                timeout=self._client_timeout,
-                allow_redirects=False,
-                json=query,
-            ) as response:
-                check_length(response.headers.get("Content-Length"), cap, context)
-                body = CappedBody(response.headers.get("Content-Encoding"), cap, context, credentials.scrub)
-                while chunk := await response.content.read(CHUNK_BYTES):
-                    body.feed(chunk)
-                status = response.status
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise _async_transport_error(error, f"{context} at {credentials.base_url}") from None
-
-        text = credentials.scrub(body.data.decode("utf-8", "replace"))
-        return parse(
-            *parse_envelope(
-                status, text, context=context, conn_id=self.conn_id, retry_after=retry_after, scrub=credentials.scrub
             )
-        )
+        except WaveSpeedError as error:
+            if not first_try or self.limits.max_attempts == 1 or not may_retry(error, billable=False):
+                raise
+            first_error = error
+        return await self._retried(
+            first_error, time.monotonic() - started, path, credentials,
+            context=context, parse=parse, max_bytes=max_bytes, method=method, query=query,
+        )  # fmt: skip
+
+    async def _retried(
+        self, first_error: WaveSpeedError, spent: float, path: str, credentials: Credentials, **request: Any
+    ) -> T:
+        """The tenacity loop after a first try (``spent`` seconds) failed with ``first_error``."""
+        replay: WaveSpeedError | None = first_error
+        async for attempt in tenacity.AsyncRetrying(**retry_rule(self.limits, spent=spent)):
+            with attempt:
+                if replay is not None:
+                    # Replayed as the loop's try 1, so the rule computes its wait (or Retry-After) from it.
+                    replayed, replay = replay, None
+                    raise replayed
+                result: T = await self.get(path, credentials, first_try=False, **request)
+                return result
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
 
 def transport_error(error: BaseException, context: str) -> WaveSpeedTransportError:

@@ -158,7 +158,7 @@ class WaveSpeedHook(CatalogCalls, HistoryMixin, BaseHook):
     def longest_poll_seconds(self) -> float:
         """The most one poll can take, retries included: no new try starts after ``retry_max_seconds``,
         a try lasts at most its total deadline, and a refused key is read again and the poll sent once
-        more (``_aget``). Reading the connection is Airflow's call and not bounded here: a trigger whose
+        more (:meth:`aget_prediction`). Reading the connection is Airflow's call and not bounded here: a trigger whose
         deadline is within this reach puts its own timer on the poll."""
         return 2 * (self.limits.retry_max_seconds + self._async.try_seconds)
 
@@ -194,17 +194,6 @@ class WaveSpeedHook(CatalogCalls, HistoryMixin, BaseHook):
 
     def _request(self, method: str, path: str, *, context: str, parse: Parser[T], **options: Any) -> T:
         return self._sync.request(method, path, self._credentials, context=context, parse=parse, **options)
-
-    async def _aget(self, path: str, *, context: str, parse: Parser[T], max_bytes: int | None = None) -> T:
-        """A GET from a trigger; a key the API refuses is read again once, in case it was rotated."""
-        credentials = await self._acredentials()
-        try:
-            return await self._async.get(path, credentials, context=context, parse=parse, max_bytes=max_bytes)
-        except WaveSpeedAuthError:
-            fresh = await self._acredentials(refused=credentials)
-            if fresh == credentials:
-                raise
-            return await self._async.get(path, fresh, context=context, parse=parse, max_bytes=max_bytes)
 
     # ---------------------------------------------------------------- the API
 
@@ -277,14 +266,24 @@ class WaveSpeedHook(CatalogCalls, HistoryMixin, BaseHook):
         )
 
     async def aget_prediction(self, prediction_id: str, *, base64_outputs: bool = False) -> Prediction:
-        """:meth:`get_prediction` for the triggerer: aiohttp on a shared session, never blocking."""
+        """:meth:`get_prediction` for the triggerer: aiohttp on a shared session, never blocking.
+
+        A key the API refuses is read again once, in case it was rotated. The one GET of a trigger, so no
+        layer of its own between here and the transport: every waiting trigger holds this chain of
+        frames while its poll is in flight.
+        """
         validate_prediction_id(prediction_id)
-        return await self._aget(
-            f"/api/v3/predictions/{prediction_id}/result",
-            context=f"get prediction {prediction_id}",
-            parse=_prediction_parser(f"get prediction {prediction_id}"),
-            max_bytes=self.limits.max_base64_response_bytes if base64_outputs else None,
-        )
+        path, context = f"/api/v3/predictions/{prediction_id}/result", f"get prediction {prediction_id}"
+        parse = _prediction_parser(context)
+        max_bytes = self.limits.max_base64_response_bytes if base64_outputs else None
+        credentials = await self._acredentials()
+        try:
+            return await self._async.get(path, credentials, context=context, parse=parse, max_bytes=max_bytes)
+        except WaveSpeedAuthError:
+            fresh = await self._acredentials(refused=credentials)
+            if fresh == credentials:
+                raise
+            return await self._async.get(path, fresh, context=context, parse=parse, max_bytes=max_bytes)
 
     def wait_for_prediction(
         self,

@@ -142,6 +142,12 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
         self.started_at = time.time() if started_at is None else started_at
         self._schedule = PollSchedule(poll_interval, poll_schedule, media, max_poll_interval)
 
+    @property
+    def log(self) -> Any:
+        """One logger for every trigger of the class. The triggerer sends each line to its task's log by
+        context variables, not by logger, and a logger of its own was about 1 KiB of every wait."""
+        return type(self).logger()
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
@@ -294,10 +300,22 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
 
         Its own frame, so the answer (the parsed envelope, its prediction and verdict) is dropped before
         the wait sleeps: held across a sleep of seconds, every poll's answer outlives the young
-        collections, and at 10,000 waits the full collections that follow took most of the CPU.
+        collections, and at 10,000 waits the full collections that follow took most of the CPU. The poll
+        itself is awaited here, with no frame of its own: every waiting trigger holds the chain of frames
+        down to the socket while its poll is in flight.
         """
+        limit = self._poll_time_limit(hook)
+        base64_outputs = not self.include_outputs  # they ride in the answer: read it under the larger cap
         try:
-            answer: Prediction | WaveSpeedError = await self._poll(hook)
+            if limit is None:
+                answer: Prediction | WaveSpeedError = await hook.aget_prediction(
+                    self.prediction_id, base64_outputs=base64_outputs
+                )
+            elif limit <= 0:
+                return self._timed_out()
+            else:
+                async with _time_limit(limit):  # cut off at the deadline however the server answers (or not)
+                    answer = await hook.aget_prediction(self.prediction_id, base64_outputs=base64_outputs)
         except WaveSpeedError as error:
             answer = error
         except TimeoutError:
@@ -313,20 +331,13 @@ class WaveSpeedPredictionTrigger(BaseTrigger):
             return self._event(status, prediction.error or prediction.raw_status, prediction)
         return None
 
-    async def _poll(self, hook: WaveSpeedHook) -> Prediction:
-        """One poll, retries included, cut off at the deadline however the server answers (or does not)."""
-        # Base64 outputs ride in the answer of a prediction that asked for them: read it under the larger cap.
-        polling = hook.aget_prediction(self.prediction_id, base64_outputs=not self.include_outputs)
+    def _poll_time_limit(self, hook: WaveSpeedHook) -> float | None:
+        """Seconds left before the deadline when one poll (retries included) could outlast it, so the poll
+        needs a timer; None when it cannot (or there is no deadline)."""
         if self.end_time is None:
-            return await polling
+            return None
         remaining = self.end_time - time.time()
-        if remaining <= 0:
-            polling.close()
-            raise TimeoutError
-        if remaining > hook.longest_poll_seconds:
-            return await polling  # it cannot outlast the deadline: no timer needed
-        async with _time_limit(remaining):
-            return await polling
+        return None if remaining > hook.longest_poll_seconds else remaining
 
     def _timed_out(self) -> PredictionEvent:
         return self._event(
