@@ -98,6 +98,14 @@ class LoopResources:
             found = self._shared[key] = make()
         return found
 
+    def known_credentials(self, conn_id: str) -> Any:
+        """The connection's credentials from a read that settled within :data:`CONNECTION_CACHE_SECONDS`,
+        else None. Nearly every poll is answered here, with no coroutine, future or shield."""
+        entry = self._reads.get(conn_id)
+        if entry is None or entry.expires < time.monotonic():
+            return None
+        return entry.settled()
+
     async def credentials(
         self,
         conn_id: str,
@@ -114,12 +122,9 @@ class LoopResources:
         refresh that fails keeps the last good credentials, so a brief API-server outage does not fail
         every waiting task.
         """
+        if refused is None and (known := self.known_credentials(conn_id)) is not None:
+            return known  # type: ignore[no-any-return]
         entry = self._reads.get(conn_id)
-        # Nearly every poll: a fresh read has settled. Returned without a shield (a future and a callback).
-        fresh = refused is None and entry is not None and entry.expires >= time.monotonic()
-        if fresh and entry is not None and (settled := entry.settled()) is not None:
-            known: Credentials = settled
-            return known
         if entry is None or entry.stale(refused):
             last_good = None if entry is None else entry.settled()
             entry = _ConnectionRead(

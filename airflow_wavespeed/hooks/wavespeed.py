@@ -276,7 +276,7 @@ class WaveSpeedHook(CatalogCalls, HistoryMixin, BaseHook):
         path, context = f"/api/v3/predictions/{prediction_id}/result", f"get prediction {prediction_id}"
         parse = _prediction_parser(context)
         max_bytes = self.limits.max_base64_response_bytes if base64_outputs else None
-        credentials = await self._acredentials()
+        credentials = LoopResources.current().known_credentials(self.wavespeed_conn_id) or await self._acredentials()
         try:
             return await self._async.get(path, credentials, context=context, parse=parse, max_bytes=max_bytes)
         except WaveSpeedAuthError:
