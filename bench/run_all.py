@@ -20,6 +20,8 @@ from _common import BENCH_DIR, REPO, Watchdog, register, stop_process, table
 #: (script, wall-time bound in seconds for the full run, for --quick)
 BENCHMARKS = (
     ("wait_cost.py", 1700, 330),
+    ("wait_scale.py", 3100, 600),
+    ("poll_schedule.py", 700, 300),
     ("parse_cost.py", 1600, 330),
     ("worker_time.py", 1000, 330),
     ("s3_memory.py", 600, 200),

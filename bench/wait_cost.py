@@ -255,8 +255,10 @@ CONTENDERS: dict[str, Callable[[str, float], Contender]] = {
     "http-event": HttpEvent,
     "http-sensor-literal": lambda base_url, interval: HttpSensor(base_url, interval, literal=True),
 }
-#: The order of the CPU runs in the shared loop: floor and ours run twice (first and last), min kept.
-CPU_ORDER = ("floor", "ours", "http-sensor", "http-event", "http-sensor-literal", "ours", "floor")
+#: The order of the CPU runs in the shared loop: the three contenders the targets compare run twice, min kept.
+CPU_ORDER = (
+    "floor", "ours", "http-sensor", "http-event", "http-sensor-literal", "http-sensor", "ours", "floor"
+)
 MEMORY_CONTENDERS_FULL = ("floor", "ours", "http-sensor", "http-event")
 MEMORY_CONTENDERS_QUICK = ("floor", "ours")
 #: Fresh-process memory runs of the two contenders a memory target compares (median kept; RSS is noisy).

@@ -62,6 +62,9 @@ TARGET_CORE_SHARE = 0.40
 TARGET_LATE_SECONDS = 1.0
 TARGET_GC_SHARE = 0.10
 TARGET_MEM_VS_FLOOR = 1.3
+#: Runs of each contender at the largest size, interleaved; the median of each figure is reported. Near
+#: saturation (10,000 waits on 2 cores) one run's CPU ratio swung from 1.05x to 1.36x between two runs.
+TOP_REPEATS = 3
 BARE = ("floor", "ours")
 #: The same waits inside Airflow's TriggerRunner, at the largest size; the last is information only.
 RUNNER = ("floor, TriggerRunner", "ours, TriggerRunner", "ours, TriggerRunner, gc.freeze()")
@@ -284,6 +287,14 @@ def one_run(
     return result
 
 
+def median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One contender's repeated runs as one: the median of each figure, the fewest successes, and the CPU
+    seconds of every run (``cpu_samples``) to show the spread."""
+    numbers = [key for key, value in samples[0].items() if isinstance(value, (int, float)) and key != "ok"]
+    merged = {**samples[0], **{key: statistics.median(run[key] for run in samples) for key in numbers}}
+    return {**merged, "ok": min(run["ok"] for run in samples), "cpu_samples": [run["cpu"] for run in samples]}
+
+
 def _targets(
     results: dict[tuple[str, int], dict[str, Any]], floor_name: str, ours_name: str, top: int
 ) -> list[list[Any]]:
@@ -324,6 +335,9 @@ def report(
     per_wait = {name: [results[(name, w)]["cpu"] / w * 1000 for w in sizes] for name in BARE}
     print("\nCPU ms per wait by size (flat = linear growth): " + "; ".join(
         f"{name} " + " / ".join(f"{v:.3f}" for v in values) for name, values in per_wait.items()))  # fmt: skip
+    print(f"CPU s of each run at {top} (median used above): " + "; ".join(
+        f"{name} " + ", ".join(f"{cpu:.2f}" for cpu in results[(name, top)]["cpu_samples"])
+        for name in BARE + RUNNER if (name, top) in results))  # fmt: skip
     print(f"Machine: {machine_note()}")
     ok = all(results[key]["ok"] == key[1] for key in results)
     return ok and all(row[3] == "PASS" for row in verdicts), verdicts
@@ -347,7 +361,7 @@ def main() -> int:
 
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     with (
-        Watchdog(1500, "wait_scale"),
+        Watchdog(3000, "wait_scale"),
         temp_airflow_home() as home,
         EmulatorProcess(flags=["--processing-polls", str(PROCESSING_POLLS), "--scale", "0.0625"]) as emu,
     ):
@@ -355,18 +369,19 @@ def main() -> int:
         os.environ.update(env)
         child_env = {**os.environ, **env}
         print(f"wait_scale: emulator at {emu.base_url}; sizes {sizes}", flush=True)
-        results = {}
-        for waits in sizes:
-            for name in BARE:  # interleaved: both contenders see the same machine
-                results[(name, waits)] = one_run(emu, name, waits, home, child_env)
-        for name in RUNNER:
-            results[(name, max(sizes))] = one_run(emu, name, max(sizes), home, child_env)
+        top = max(sizes)
+        runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        plan = [(name, waits) for waits in sizes for _ in range(TOP_REPEATS if waits == top else 1) for name in BARE]
+        plan += [(name, top) for _ in range(TOP_REPEATS) for name in RUNNER[:2]] + [(RUNNER[2], top)]
+        for name, waits in plan:  # interleaved: both contenders see the same machine
+            runs.setdefault((name, waits), []).append(one_run(emu, name, waits, home, child_env))
+        results = {key: median_run(samples) for key, samples in runs.items()}
         passed, verdicts = report(results, sizes)
     if args.record:
         Path(args.record).parent.mkdir(parents=True, exist_ok=True)
         data = {
             "machine": machine_note(),
-            "runs": [{**r, "size": k[1]} for k, r in results.items()],
+            "runs": [{**r, "size": k[1]} for k, samples in runs.items() for r in samples],
             "targets": verdicts,
         }
         Path(args.record).write_text(json.dumps(data, indent=2))
