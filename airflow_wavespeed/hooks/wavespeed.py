@@ -158,8 +158,8 @@ class WaveSpeedHook(CatalogCalls, HistoryMixin, BaseHook):
     def longest_poll_seconds(self) -> float:
         """The most one poll can take, retries included: no new try starts after ``retry_max_seconds``,
         a try lasts at most its total deadline, and a refused key is read again and the poll sent once
-        more (:meth:`aget_prediction`). Reading the connection is Airflow's call and not bounded here: a trigger whose
-        deadline is within this reach puts its own timer on the poll."""
+        more (:meth:`aget_prediction`). Reading the connection is Airflow's call and not bounded here: a
+        trigger whose deadline is within this reach puts its own timer on the poll."""
         return 2 * (self.limits.retry_max_seconds + self._async.try_seconds)
 
     @property
@@ -268,9 +268,9 @@ class WaveSpeedHook(CatalogCalls, HistoryMixin, BaseHook):
     async def aget_prediction(self, prediction_id: str, *, base64_outputs: bool = False) -> Prediction:
         """:meth:`get_prediction` for the triggerer: aiohttp on a shared session, never blocking.
 
-        A key the API refuses is read again once, in case it was rotated. The one GET of a trigger, so no
-        layer of its own between here and the transport: every waiting trigger holds this chain of
-        frames while its poll is in flight.
+        A key the API refuses is read again once, in case it was rotated. A trigger's poll, so no layer of
+        its own between here and the transport: every waiting trigger holds this chain of frames while its
+        poll is in flight.
         """
         validate_prediction_id(prediction_id)
         path, context = f"/api/v3/predictions/{prediction_id}/result", f"get prediction {prediction_id}"
