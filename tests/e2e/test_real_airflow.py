@@ -286,6 +286,9 @@ def test_the_waits_happened_in_the_triggerer(stack: Stack, first_runs: dict[str,
         prediction_id = stack.xcom(
             run, "edit_image" if run.dag_id == EDIT_DAG else "submit_edit", "prediction_id"
         )
+        # The trigger's own lines reach this task's log: its logger is shared by the class, and the
+        # triggerer routes each line by the trigger's log context.
+        assert f"waiting for WaveSpeed prediction {prediction_id}" in text, text[-2000:]
         # Issue 24: the triggerer logs the event (its repr) at INFO as a one-line summary, not the payload.
         (fired,) = [line for line in text.splitlines() if "Trigger fired event" in line]
         assert f"TriggerEvent<success: prediction {prediction_id}, 1 output(s)" in fired, fired
