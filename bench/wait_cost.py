@@ -138,7 +138,12 @@ async def poll_until_completed(
 
 
 class Ours:
-    """N WaveSpeedPredictionTrigger instances, each ``run()`` driven to its single event."""
+    """N WaveSpeedPredictionTrigger instances, each ``run()`` driven to its single event.
+
+    The contender holds a lease on the loop's session from enter to exit, as the floor holds its session:
+    in a triggerer other triggers keep the pool open, and without the lease the last trigger of each timed
+    batch closed the pool (a thousand connections) inside the timed window, which the floor's runs never pay.
+    """
 
     name = "ours"
 
@@ -147,12 +152,14 @@ class Ours:
         self.first_failure: Any = None
 
     async def __aenter__(self) -> Ours:
+        from airflow_wavespeed.hooks.event_loop import LoopResources
+
+        self._lease = LoopResources.current().lease()
+        await self._lease.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        from airflow_wavespeed.hooks.event_loop import LoopResources
-
-        await LoopResources.current().close()
+        await self._lease.__aexit__(None, None, None)  # the last lease out: closes the session
 
     async def _one(self, trigger: Any) -> bool:
         events = [event async for event in trigger.run()]
