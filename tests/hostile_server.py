@@ -128,8 +128,14 @@ def hang(seconds: float = 3600.0) -> Handler:
     return handle
 
 
-def huge(total_bytes: int, *, announce: bool = False, chunk: int = 1 << 20) -> Handler:
-    """A JSON-looking body of ``total_bytes`` (a long string), streamed; its length announced or not."""
+def huge(total_bytes: int, *, announce: bool = False, chunk: int = 64 * 1024) -> Handler:
+    """A JSON-looking body of ``total_bytes`` (a long string), streamed; its length announced or not.
+
+    The server runs in the test's process, so tracemalloc counts its memory as the client's: the block
+    is made here, before a test starts tracing, and written a small chunk at a time so the server
+    never holds more than a chunk or two of unsent body.
+    """
+    block = b"x" * chunk
 
     async def handle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -139,7 +145,6 @@ def huge(total_bytes: int, *, announce: bool = False, chunk: int = 1 << 20) -> H
         head = b'{"code": 200, "message": "'
         await response.write(head)
         sent = len(head)
-        block = b"x" * chunk
         try:
             while sent < total_bytes:
                 await response.write(block)
